@@ -1,0 +1,37 @@
+# originagent — see README.md.
+GO        ?= go
+CLANG     ?= clang-14
+BIN       := bin/originagent
+GOFLAGS_T ?= -count=1
+
+.PHONY: all build generate check-generate vet test test-short bench fuzz demo clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/originagent
+
+# Regenerate the BPF objects and their Go bindings with the pinned clang.
+generate:
+	cd bpf && BPF_CLANG=$(CLANG) $(GO) generate ./...
+
+# Fail when the committed BPF objects differ from what the C sources give.
+check-generate: generate
+	git diff --exit-code -- bpf/
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+
+# Every test, the privileged ones included when run as root.
+test: vet check-generate
+	$(GO) test $(GOFLAGS_T) -timeout 25m ./...
+
+test-short:
+	$(GO) test -short ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf bin .demo

@@ -1,0 +1,308 @@
+//go:build ignore
+
+// SPDX-License-Identifier: (MIT OR GPL-2.0)
+//
+// origin.c: capture, at the entry of a Go HTTP handler, the handler's PC, a
+// few caller PCs and the dd-trace-go span active in the request's context.
+//
+// The probe sits on net/http.HandlerFunc.ServeHTTP and on user ServeHTTP
+// methods, after the stack-check prologue (at PUSHQ BP) where the kernel
+// emulates the instruction instead of single-stepping it. There the Go
+// register ABI still holds the arguments: RAX receiver (the HandlerFunc's
+// funcval, or the handler's pointer receiver), RBX/RCX the ResponseWriter,
+// RDI the *http.Request; [RSP] is the return address and RBP the caller's
+// frame pointer.
+//
+// Everything binary-specific (struct offsets, type and itab addresses) comes
+// from user space through maps, computed from the target binary's own type
+// information.
+
+#include <linux/bpf.h>
+#include <linux/types.h>
+#include <asm/ptrace.h>
+#include <bpf/bpf_helpers.h>
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
+
+#define MAX_CTX_HOPS 32
+#define MAX_STACK 8
+
+// Probe kinds, in the low byte of the attach cookie.
+#define PROBE_HANDLERFUNC 1 // receiver is a funcval: handler PC = *(RAX)
+#define PROBE_METHOD 2      // the probed function itself is the handler
+
+// Context node kinds (ctx_types values).
+#define NODE_PARENT 1    // struct whose field 0 is the parent context.Context
+#define NODE_VALUE 2     // *context.valueCtx: parent at 0, val (any) at val_off
+#define NODE_SPAN_CTX 3  // dd-trace-go v2 *tracer.spanCtx: *Span at val_off
+
+// Event flags.
+#define FLAG_HAS_SPAN 1
+#define FLAG_STACK_TRUNC 2
+#define FLAG_TRACE128 4
+
+// Span layout: where the IDs are in a span struct (v1 tracer.span and v2
+// tracer.Span share this shape, with different offsets).
+struct span_layout {
+	__u16 span_id;   // uint64 span ID
+	__u16 trace_lo;  // uint64 low 64 bits of the trace ID
+	__u16 ctx;       // pointer to the span context; 0xffff when absent
+	__u16 trace128;  // [16]byte big-endian trace ID inside the span context
+};
+
+// Per-process configuration, keyed by tgid.
+struct proc_cfg {
+	__u64 bias;      // runtime address - file virtual address (PIE)
+	__u32 binary_id; // key into the per-binary maps
+	__u16 req_ctx;   // offset of ctx (context.Context) in net/http.Request
+	__u16 _pad;
+};
+
+struct type_key {
+	__u32 binary_id;
+	__u32 _pad;
+	__u64 addr; // file virtual address of an itab or type descriptor
+};
+
+struct node_info {
+	__u8 kind;
+	__u8 _pad;
+	__u16 val_off;          // NODE_VALUE: offset of val; NODE_SPAN_CTX: of span
+	struct span_layout span; // NODE_SPAN_CTX: layout of the *Span it holds
+};
+
+struct event {
+	__u32 pid;
+	__u32 tid;
+	__u64 ktime;
+	__u64 handler_pc; // runtime address
+	__u64 trace_hi;
+	__u64 trace_lo;
+	__u64 span_id;
+	__u64 cookie;
+	__u8 flags;
+	__u8 nstack;
+	__u8 hops;
+	__u8 _pad[5];
+	__u64 stack[MAX_STACK]; // return addresses, innermost first
+};
+
+// Counters, per CPU, indexed by the STAT_* values.
+#define STAT_HITS 0
+#define STAT_NO_PROC 1
+#define STAT_NO_SPAN 2
+#define STAT_READ_ERR 3
+#define STAT_RINGBUF_FULL 4
+#define STAT_EMITTED 5
+#define STAT_MAX 6
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 22);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct proc_cfg);
+} procs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct type_key);
+	__type(value, struct node_info);
+} ctx_types SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct type_key);
+	__type(value, struct span_layout);
+} span_types SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+// Force the event type into BTF so bpf2go generates a Go struct for it.
+const struct event *unused_event __attribute__((unused));
+
+static __always_inline void count(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&stats, &idx);
+	if (v)
+		*v += 1;
+}
+
+static __always_inline int read_u64(__u64 *dst, __u64 addr)
+{
+	return bpf_probe_read_user(dst, sizeof(*dst), (const void *)addr);
+}
+
+// read_span fills the event's IDs from a span struct at addr.
+static __always_inline int read_span(struct event *e, __u64 addr,
+				     const struct span_layout *l)
+{
+	if (!addr)
+		return -1;
+	if (read_u64(&e->span_id, addr + l->span_id) ||
+	    read_u64(&e->trace_lo, addr + l->trace_lo))
+		return -1;
+	e->flags |= FLAG_HAS_SPAN;
+	if (l->ctx == 0xffff)
+		return 0;
+	__u64 sc = 0;
+	if (read_u64(&sc, addr + l->ctx) || !sc)
+		return 0;
+	__u8 id[16];
+	if (bpf_probe_read_user(id, sizeof(id), (const void *)(sc + l->trace128)))
+		return 0;
+	__u64 hi = 0, lo = 0;
+#pragma unroll
+	for (int i = 0; i < 8; i++) {
+		hi = (hi << 8) | id[i];
+		lo = (lo << 8) | id[8 + i];
+	}
+	// The 128-bit ID must agree with the span's own low half; otherwise the
+	// offsets are wrong for this binary and the low half alone is safer.
+	if (lo == e->trace_lo) {
+		e->trace_hi = hi;
+		e->flags |= FLAG_TRACE128;
+	}
+	return 0;
+}
+
+// find_span walks the context chain from the interface (tab, data).
+static __always_inline void find_span(struct event *e, const struct proc_cfg *pc,
+				      __u64 tab, __u64 data)
+{
+	struct type_key k = {.binary_id = pc->binary_id};
+
+	for (int i = 0; i < MAX_CTX_HOPS; i++) {
+		if (!tab || !data)
+			return;
+		e->hops = i + 1;
+		k.addr = tab - pc->bias;
+		struct node_info *n = bpf_map_lookup_elem(&ctx_types, &k);
+		if (!n)
+			return;
+		if (n->kind == NODE_SPAN_CTX) {
+			__u64 span = 0;
+			if (read_u64(&span, data + n->val_off)) {
+				count(STAT_READ_ERR);
+				return;
+			}
+			struct span_layout l = n->span;
+			if (read_span(e, span, &l) == 0)
+				return;
+		} else if (n->kind == NODE_VALUE) {
+			__u64 val[2] = {};
+			if (bpf_probe_read_user(val, sizeof(val), (const void *)(data + n->val_off))) {
+				count(STAT_READ_ERR);
+				return;
+			}
+			if (val[0]) {
+				struct type_key vk = {.binary_id = pc->binary_id, .addr = val[0] - pc->bias};
+				struct span_layout *l = bpf_map_lookup_elem(&span_types, &vk);
+				if (l) {
+					struct span_layout lc = *l;
+					if (read_span(e, val[1], &lc) == 0)
+						return;
+				}
+			}
+		}
+		// NODE_PARENT, NODE_VALUE and a nil span all continue with the parent,
+		// which every known node keeps as its first field.
+		__u64 parent[2] = {};
+		if (bpf_probe_read_user(parent, sizeof(parent), (const void *)data)) {
+			count(STAT_READ_ERR);
+			return;
+		}
+		tab = parent[0];
+		data = parent[1];
+	}
+}
+
+SEC("uprobe")
+int handler_entry(struct pt_regs *ctx)
+{
+	count(STAT_HITS);
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+	struct proc_cfg *pc = bpf_map_lookup_elem(&procs, &tgid);
+	if (!pc) {
+		count(STAT_NO_PROC);
+		return 0;
+	}
+	struct proc_cfg cfg = *pc;
+
+	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(STAT_RINGBUF_FULL);
+		return 0;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->pid = tgid;
+	e->tid = (__u32)id;
+	e->ktime = bpf_ktime_get_ns();
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	e->cookie = cookie;
+
+	if ((cookie & 0xff) == PROBE_HANDLERFUNC) {
+		if (read_u64(&e->handler_pc, ctx->rax))
+			e->handler_pc = 0;
+	} else {
+		// The probe sits (cookie >> 8) & 0xffff bytes into the function.
+		e->handler_pc = ctx->rip - ((cookie >> 8) & 0xffff);
+	}
+
+	__u64 req = ctx->rdi;
+	__u64 ctxi[2] = {};
+	if (req && bpf_probe_read_user(ctxi, sizeof(ctxi), (const void *)(req + cfg.req_ctx)) == 0)
+		find_span(e, &cfg, ctxi[0], ctxi[1]);
+
+	if (!(e->flags & FLAG_HAS_SPAN)) {
+		count(STAT_NO_SPAN);
+		bpf_ringbuf_discard(e, 0);
+		return 0;
+	}
+
+	// Frame-pointer walk: [rsp] is our caller's return address; rbp is still
+	// the caller's frame pointer, whose frame holds the next return address.
+	__u64 ret = 0;
+	if (read_u64(&ret, ctx->rsp) == 0 && ret) {
+		e->stack[0] = ret;
+		e->nstack = 1;
+	}
+	__u64 fp = ctx->rbp;
+#pragma unroll
+	for (int i = 1; i < MAX_STACK; i++) {
+		__u64 frame[2] = {};
+		if (!fp || bpf_probe_read_user(frame, sizeof(frame), (const void *)fp))
+			break;
+		if (!frame[1])
+			break;
+		e->stack[i] = frame[1];
+		e->nstack = i + 1;
+		fp = frame[0];
+	}
+	if (e->nstack == MAX_STACK && fp)
+		e->flags |= FLAG_STACK_TRUNC;
+
+	count(STAT_EMITTED);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+// An empty program for the benchmark that measures the probe's own cost
+// against a bare uprobe at the same place.
+SEC("uprobe")
+int empty_entry(struct pt_regs *ctx)
+{
+	return 0;
+}

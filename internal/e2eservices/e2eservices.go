@@ -1,0 +1,257 @@
+// Package e2eservices builds and runs the traced test services under
+// testdata/services, the targets of originagent's end-to-end tests. Each
+// service answers every route with the truth the tests compare against: the
+// active span's IDs and the handler's symbol, file and declaration line, as
+// the service itself sees them through dd-trace-go and the Go runtime.
+package e2eservices
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Name identifies one service under testdata/services.
+type Name string
+
+// The services. NetHTTPV2 is part of the root module; NetHTTPV1 has its own
+// go.mod because dd-trace-go v1 cannot share a build list with v2's deps.
+const (
+	NetHTTPV2 Name = "nethttp-v2"
+	NetHTTPV1 Name = "nethttp-v1"
+)
+
+// Route is one handler shape and the symbol its truth must name.
+type Route struct {
+	Path     string
+	Function string
+}
+
+// Routes lists every handler route the services serve with the symbol of
+// the real handler behind it. /closure's symbol carries the name of the
+// function newClosure is inlined into, as the compiler names it.
+var Routes = []Route{
+	{"/struct", "main.(*structHandler).ServeHTTP"},
+	{"/value", "main.valueHandler.ServeHTTP"},
+	{"/func", "main.funcHandler"},
+	{"/closure", "main.routes.newClosure.func1"},
+	{"/method", "main.(*users).Get"},
+	{"/mw", "main.protectedHandler"},
+}
+
+// Truth is a service's answer on a handler route.
+type Truth struct {
+	TraceID  string `json:"trace_id"` // 32 hex digits, the full 128-bit ID
+	SpanID   string `json:"span_id"`  // decimal
+	Function string `json:"function"` // runtime.Func.Name of the handler
+	File     string `json:"file"`     // as runtime.Func.FileLine reports it
+	Line     int    `json:"line"`     // line of the handler's entry PC
+	Route    string `json:"route"`
+}
+
+// RootDir returns the directory of the originagent module, found with
+// `go env GOMOD` from the working directory (a package directory under go test).
+func RootDir() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", errors.New("go env GOMOD: not inside a module")
+	}
+	return filepath.Dir(gomod), nil
+}
+
+// Build compiles the service with the local toolchain into a temporary
+// directory of t and returns the binary's path. buildFlags go to `go build`
+// before the package, e.g. "-ldflags=-s -w" or "-trimpath".
+func Build(t testing.TB, name Name, buildFlags ...string) string {
+	t.Helper()
+	root, err := RootDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), string(name))
+	args := append([]string{"build", "-o", bin}, buildFlags...)
+	dir := root
+	switch name {
+	case NetHTTPV2:
+		args = append(args, "./testdata/services/nethttp-v2")
+	case NetHTTPV1:
+		dir = filepath.Join(root, "testdata", "services", "nethttp-v1")
+		args = append(args, ".")
+	default:
+		t.Fatalf("unknown service %q", name)
+	}
+	cmd := exec.Command("go", args...)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go %s (in %s): %v\n%s", strings.Join(args, " "), dir, err, out)
+	}
+	return bin
+}
+
+// Service is a running test service.
+type Service struct {
+	// Addr is the host:port the service listens on.
+	Addr string
+	// PID is the service's process ID.
+	PID int
+
+	cmd    *exec.Cmd
+	stderr *lockedBuffer
+	done   chan struct{}
+	err    error // exit status, valid once done is closed
+	once   sync.Once
+}
+
+// Start runs bin listening on a free loopback port with env added to the
+// test's environment (DD_TRACE_AGENT_URL, ...) and waits until it prints
+// "listening on ADDR". The service is stopped when the test ends.
+func Start(t testing.TB, bin string, env ...string) *Service {
+	t.Helper()
+	cmd := exec.Command(bin, "--addr", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(), env...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Service{cmd: cmd, stderr: &lockedBuffer{}, done: make(chan struct{})}
+	cmd.Stderr = s.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", bin, err)
+	}
+	s.PID = cmd.Process.Pid
+	t.Cleanup(func() {
+		if err := s.Stop(); err != nil {
+			t.Errorf("stop %s: %v", bin, err)
+		}
+	})
+
+	addrc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		sent := false
+		for sc.Scan() {
+			if a, ok := strings.CutPrefix(sc.Text(), "listening on "); ok && !sent {
+				addrc <- a
+				sent = true
+			}
+		}
+		if !sent {
+			close(addrc)
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+		s.err = cmd.Wait()
+		close(s.done)
+	}()
+	select {
+	case a, ok := <-addrc:
+		if !ok {
+			<-s.done
+			t.Fatalf("%s exited before listening: %v\n%s", bin, s.err, s.stderr)
+		}
+		s.Addr = a
+	case <-time.After(60 * time.Second):
+		t.Fatalf("%s did not print its address within 60s\n%s", bin, s.stderr)
+	}
+	return s
+}
+
+// Get requests route and decodes the service's truth.
+func (s *Service) Get(ctx context.Context, route string) (Truth, error) {
+	var tr Truth
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.Addr+route, nil)
+	if err != nil {
+		return tr, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return tr, fmt.Errorf("GET %s: %w", route, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return tr, fmt.Errorf("GET %s: read body: %w", route, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return tr, fmt.Errorf("GET %s: %s: %s", route, resp.Status, body)
+	}
+	if err := json.Unmarshal(body, &tr); err != nil {
+		return tr, fmt.Errorf("GET %s: decode %q: %w", route, body, err)
+	}
+	return tr, nil
+}
+
+// Stop sends SIGTERM and waits for the service to exit (killing it after
+// 15 s, with a goroutine dump in the error). It returns an error unless the service exited with status 0.
+// Stopping flushes the service's tracer. Calling Stop again returns the
+// first result.
+func (s *Service) Stop() error {
+	s.once.Do(func() {
+		select {
+		case <-s.done:
+			if s.err == nil {
+				s.err = errors.New("exited before being stopped")
+			}
+			return
+		default:
+		}
+		if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			s.err = fmt.Errorf("SIGTERM: %w", err)
+		}
+		select {
+		case <-s.done:
+		case <-time.After(15 * time.Second):
+			// SIGQUIT makes the Go runtime print every goroutine's stack
+			// to stderr, which says where the shutdown hangs.
+			_ = s.cmd.Process.Signal(syscall.SIGQUIT)
+			select {
+			case <-s.done:
+			case <-time.After(5 * time.Second):
+				_ = s.cmd.Process.Kill()
+				<-s.done
+			}
+			s.err = errors.New("did not exit within 15s of SIGTERM; sent SIGQUIT")
+		}
+		if s.err != nil {
+			s.err = fmt.Errorf("%w\nstderr:\n%s", s.err, s.stderr)
+		}
+	})
+	return s.err
+}
+
+// Stderr returns what the service wrote to stderr so far (tracer logs).
+func (s *Service) Stderr() string { return s.stderr.String() }
+
+// lockedBuffer is written by the exec package's copier and read by tests.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}

@@ -1,0 +1,393 @@
+package gotypes
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// variant is one way of building a corpus program; the answers must not
+// depend on it.
+type variant struct {
+	name  string
+	args  []string
+	strip bool // run GNU strip on the result
+	dwarf bool // the result keeps DWARF
+}
+
+var variants = []variant{
+	{name: "default", dwarf: true},
+	{name: "sw", args: []string{"-ldflags=-s -w"}},
+	{name: "pie", args: []string{"-buildmode=pie"}, dwarf: true},
+	{name: "external", args: []string{"-ldflags=-linkmode=external"}, dwarf: true},
+	{name: "pie-external-sw", args: []string{"-buildmode=pie", "-ldflags=-linkmode=external -s -w"}},
+	{name: "strip", strip: true},
+}
+
+// corpus builds the programs of testdata/gotypes once per variant.
+type corpus struct {
+	dir   string
+	mu    sync.Mutex
+	built map[string]*buildResult
+}
+
+type buildResult struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+var testCorpus *corpus
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "gotypes-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	testCorpus = &corpus{dir: dir, built: make(map[string]*buildResult)}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// build returns the path of program prog (a directory under
+// testdata/gotypes) built as variant v with the local toolchain.
+func (c *corpus) build(t testing.TB, prog string, v variant) string {
+	t.Helper()
+	key := prog + "-" + v.name
+	c.mu.Lock()
+	r, ok := c.built[key]
+	if !ok {
+		r = &buildResult{}
+		c.built[key] = r
+	}
+	c.mu.Unlock()
+	r.once.Do(func() {
+		out := filepath.Join(c.dir, key)
+		args := append([]string{"build", "-o", out}, v.args...)
+		args = append(args, "./testdata/gotypes/"+prog)
+		cmd := exec.Command("go", args...)
+		cmd.Dir = filepath.Join("..", "..")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			r.err = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, b)
+			return
+		}
+		if v.strip {
+			if b, err := exec.Command("strip", out).CombinedOutput(); err != nil {
+				r.err = fmt.Errorf("strip %s: %v\n%s", out, err, b)
+				return
+			}
+		}
+		r.path = out
+	})
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	return r.path
+}
+
+// report mirrors testdata/gotypes/internal/truth.Report.
+type report struct {
+	Bias  uint64 `json:"bias"`
+	Types []struct {
+		Name string `json:"name"`
+		Addr uint64 `json:"addr"`
+		Kind uint   `json:"kind"`
+		Size uint64 `json:"size"`
+	} `json:"types"`
+	Fields []struct {
+		Type   string `json:"type"`
+		Path   string `json:"path"`
+		Offset uint64 `json:"offset"`
+	} `json:"fields"`
+	Itabs []struct {
+		Interface string `json:"interface"`
+		Type      string `json:"type"`
+		Addr      uint64 `json:"addr"`
+	} `json:"itabs"`
+}
+
+// closedLoopbackAddr returns a loopback address where nothing listens, as
+// the agent address of the dd-trace-go corpus program: the tracer then
+// fails fast and the test stays on loopback.
+func closedLoopbackAddr(t testing.TB) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+func runTruth(t testing.TB, bin string, args ...string) *report {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(),
+		"DD_INSTRUMENTATION_TELEMETRY_ENABLED=false",
+		"DD_REMOTE_CONFIGURATION_ENABLED=false",
+		"DD_TRACE_STARTUP_LOGS=false",
+		"DD_TRACE_AGENT_URL=",
+		"DD_AGENT_HOST=",
+	)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", bin, err, stderr.String())
+	}
+	var r report
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Fatalf("%s: decode truth: %v", bin, err)
+	}
+	if len(r.Types) == 0 || len(r.Fields) == 0 || len(r.Itabs) == 0 {
+		t.Fatalf("%s: empty truth report", bin)
+	}
+	return &r
+}
+
+// programs lists the corpus programs with the facts the probe engine needs
+// from each, which must be part of the program's truth report.
+var programs = []struct {
+	name      string
+	args      func(testing.TB) []string
+	mustField [][2]string // type, path
+	mustItab  [][2]string // interface, type
+}{
+	{
+		name: "basic",
+		mustField: [][2]string{
+			{"net/http.Request", "ctx"},
+			{"context.valueCtx", "Context"}, {"context.valueCtx", "key"}, {"context.valueCtx", "val"},
+			{"context.cancelCtx", "Context"},
+			{"context.timerCtx", "cancelCtx.Context"},
+			{"context.withoutCancelCtx", "c"},
+			{"main.userCtx", "Context"}, {"main.userCtx", "reqID"},
+			{"main.Outer", "In.B"}, {"main.Outer", "anon.v"}, {"main.Outer", "Named"},
+		},
+		mustItab: [][2]string{
+			{"context.Context", "*context.valueCtx"},
+			{"context.Context", "*context.cancelCtx"},
+			{"context.Context", "*context.timerCtx"},
+			{"context.Context", "context.withoutCancelCtx"},
+			{"context.Context", "*main.userCtx"},
+			{"net/http.Handler", "*main.handler"},
+			{"net/http.Handler", "net/http.HandlerFunc"},
+		},
+	},
+	{
+		name: "ddtrace",
+		args: func(t testing.TB) []string { return []string{closedLoopbackAddr(t)} },
+		mustField: [][2]string{
+			{"github.com/DataDog/dd-trace-go/v2/ddtrace/tracer.spanCtx", "span"},
+			{"github.com/DataDog/dd-trace-go/v2/ddtrace/tracer.spanCtx", "snapshot"},
+			{"github.com/DataDog/dd-trace-go/v2/ddtrace/tracer.Span", "spanID"},
+			{"github.com/DataDog/dd-trace-go/v2/ddtrace/tracer.Span", "traceID"},
+			{"github.com/DataDog/dd-trace-go/v2/ddtrace/tracer.Span", "context"},
+			{"github.com/DataDog/dd-trace-go/v2/ddtrace/tracer.SpanContext", "traceID.value"},
+		},
+		mustItab: [][2]string{
+			{"context.Context", "*github.com/DataDog/dd-trace-go/v2/ddtrace/tracer.spanCtx"},
+			{"context.Context", "*context.valueCtx"},
+		},
+	},
+}
+
+// TestAgainstRunningProgram compares every answer with what the corpus
+// programs report about themselves at run time, for every build variant.
+func TestAgainstRunningProgram(t *testing.T) {
+	for _, p := range programs {
+		for _, v := range variants {
+			t.Run(p.name+"/"+v.name, func(t *testing.T) {
+				t.Parallel()
+				bin := testCorpus.build(t, p.name, v)
+				var args []string
+				if p.args != nil {
+					args = p.args(t)
+				}
+				truth := runTruth(t, bin, args...)
+				b, err := Open(bin)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer b.Close()
+				if got := b.HasDWARF(); got != v.dwarf {
+					t.Errorf("HasDWARF() = %v, want %v", got, v.dwarf)
+				}
+				checkTruth(t, b, truth)
+				for _, f := range p.mustField {
+					if !slices.ContainsFunc(truth.Fields, func(x struct {
+						Type   string `json:"type"`
+						Path   string `json:"path"`
+						Offset uint64 `json:"offset"`
+					}) bool {
+						return x.Type == f[0] && x.Path == f[1]
+					}) {
+						t.Errorf("truth report lacks field %s.%s", f[0], f[1])
+					}
+				}
+				for _, it := range p.mustItab {
+					if !slices.ContainsFunc(truth.Itabs, func(x struct {
+						Interface string `json:"interface"`
+						Type      string `json:"type"`
+						Addr      uint64 `json:"addr"`
+					}) bool {
+						return x.Interface == it[0] && x.Type == it[1]
+					}) {
+						t.Errorf("truth report lacks itab %s,%s", it[0], it[1])
+					}
+				}
+			})
+		}
+	}
+}
+
+func checkTruth(t *testing.T, b *Binary, truth *report) {
+	t.Helper()
+	for _, want := range truth.Types {
+		addrs, err := b.TypeAddrs(want.Name)
+		if err != nil {
+			t.Errorf("TypeAddrs(%q): %v", want.Name, err)
+			continue
+		}
+		if !slices.Contains(addrs, want.Addr) {
+			t.Errorf("TypeAddrs(%q) = %#x, want it to contain %#x", want.Name, addrs, want.Addr)
+		}
+		rt, err := b.RuntimeType(want.Addr)
+		if err != nil {
+			t.Errorf("RuntimeType(%#x) (%s): %v", want.Addr, want.Name, err)
+		} else if rt.Name != want.Name || rt.Kind != reflect.Kind(want.Kind) || rt.Size != want.Size {
+			t.Errorf("RuntimeType(%#x) = %s %v size %d, want %s %v size %d",
+				want.Addr, rt.Name, rt.Kind, rt.Size, want.Name, reflect.Kind(want.Kind), want.Size)
+		}
+		ty, err := b.Type(want.Name)
+		if err != nil {
+			t.Errorf("Type(%q): %v", want.Name, err)
+			continue
+		}
+		if ty.Size != want.Size || ty.Kind != reflect.Kind(want.Kind) {
+			t.Errorf("Type(%q) = %v size %d, want %v size %d", want.Name, ty.Kind, ty.Size, reflect.Kind(want.Kind), want.Size)
+		}
+		if ty.Addr != addrs[0] {
+			t.Errorf("Type(%q).Addr = %#x, want %#x", want.Name, ty.Addr, addrs[0])
+		}
+	}
+	for _, want := range truth.Fields {
+		got, err := b.FieldOffset(want.Type, want.Path)
+		if err != nil {
+			t.Errorf("FieldOffset(%q, %q): %v", want.Type, want.Path, err)
+		} else if got != want.Offset {
+			t.Errorf("FieldOffset(%q, %q) = %d, want %d", want.Type, want.Path, got, want.Offset)
+		}
+	}
+	itabs, err := b.Itabs()
+	if err != nil {
+		t.Fatalf("Itabs: %v", err)
+	}
+	byAddr := make(map[uint64]Itab, len(itabs))
+	for _, it := range itabs {
+		byAddr[it.Addr] = it
+	}
+	for _, want := range truth.Itabs {
+		got, ok := byAddr[want.Addr]
+		if !ok {
+			t.Errorf("no itab at %#x (%s, %s)", want.Addr, want.Interface, want.Type)
+			continue
+		}
+		if got.Interface != want.Interface || got.Type != want.Type {
+			t.Errorf("itab at %#x = (%s, %s), want (%s, %s)", want.Addr, got.Interface, got.Type, want.Interface, want.Type)
+		}
+		ms, err := b.Methods(want.Interface)
+		if err != nil {
+			t.Errorf("Methods(%q): %v", want.Interface, err)
+		} else if len(got.Fun) != len(ms) {
+			t.Errorf("itab (%s, %s): %d funcs, interface has %d methods", want.Interface, want.Type, len(got.Fun), len(ms))
+		}
+		for i, fn := range got.Fun {
+			if fn == 0 {
+				t.Errorf("itab (%s, %s): Fun[%d] is 0", want.Interface, want.Type, i)
+			}
+		}
+		if addrs, err := b.TypeAddrs(want.Type); err != nil || !slices.Contains(addrs, got.TypeAddr) {
+			t.Errorf("itab (%s, %s): TypeAddr %#x not among TypeAddrs %#x (%v)", want.Interface, want.Type, got.TypeAddr, addrs, err)
+		}
+	}
+}
+
+// TestStrippedMatchesDWARF checks the runtime-type answers of a stripped
+// build against the DWARF answers of the default build, for every struct
+// type both know: this covers unexported dd-trace-go fields that the
+// program cannot report itself.
+func TestStrippedMatchesDWARF(t *testing.T) {
+	for _, p := range programs {
+		t.Run(p.name, func(t *testing.T) {
+			t.Parallel()
+			withDWARF, err := Open(testCorpus.build(t, p.name, variants[0]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer withDWARF.Close()
+			stripped, err := Open(testCorpus.build(t, p.name, variants[1]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stripped.Close()
+			if !withDWARF.HasDWARF() || stripped.HasDWARF() {
+				t.Fatalf("HasDWARF: default %v, -s -w %v", withDWARF.HasDWARF(), stripped.HasDWARF())
+			}
+			names, err := stripped.TypeNames()
+			if err != nil {
+				t.Fatal(err)
+			}
+			compared := 0
+			for _, name := range names {
+				rt, err := stripped.Type(name)
+				if err != nil {
+					t.Errorf("stripped Type(%q): %v", name, err)
+					continue
+				}
+				if rt.Kind != reflect.Struct {
+					continue
+				}
+				dt, err := withDWARF.Type(name)
+				if errors.Is(err, ErrNotFound) {
+					continue // DWARF names some unnamed types differently
+				}
+				if err != nil {
+					t.Errorf("DWARF Type(%q): %v", name, err)
+					continue
+				}
+				compared++
+				if dt.Size != rt.Size || len(dt.Fields) != len(rt.Fields) {
+					t.Errorf("%s: DWARF size %d, %d fields; runtime size %d, %d fields", name, dt.Size, len(dt.Fields), rt.Size, len(rt.Fields))
+					continue
+				}
+				for i := range dt.Fields {
+					d, r := dt.Fields[i], rt.Fields[i]
+					if d.Name != r.Name || d.Offset != r.Offset || d.Embedded != r.Embedded || d.Type.Size != r.Type.Size {
+						t.Errorf("%s field %d: DWARF %s@%d embedded=%v size %d; runtime %s@%d embedded=%v size %d",
+							name, i, d.Name, d.Offset, d.Embedded, d.Type.Size, r.Name, r.Offset, r.Embedded, r.Type.Size)
+					}
+				}
+			}
+			if compared < 50 {
+				t.Errorf("compared only %d struct types", compared)
+			}
+			t.Logf("compared %d struct types of %d runtime types", compared, len(names))
+		})
+	}
+}

@@ -1,0 +1,273 @@
+package probes
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/originagent/originagent/internal/e2eservices"
+	"github.com/originagent/originagent/internal/origin"
+	"github.com/originagent/originagent/internal/probes/discover"
+	"github.com/originagent/originagent/internal/testutil"
+)
+
+// variant is a test target: one of testdata/services built one way.
+type variant struct {
+	name  string
+	svc   e2eservices.Name
+	flags []string
+}
+
+var variants = []variant{
+	{"v2-default", e2eservices.NetHTTPV2, nil},
+	{"v2-stripped-pie", e2eservices.NetHTTPV2, []string{"-buildmode=pie", "-ldflags=-s -w"}},
+	{"v1.73-default", e2eservices.NetHTTPV1, nil},
+	{"v1.73-stripped-pie", e2eservices.NetHTTPV1, []string{"-buildmode=pie", "-ldflags=-s -w"}},
+}
+
+// startTarget builds v and runs it with its tracer sending to a fake Agent
+// (these tests look at the probes; the proxy's tests look at payloads).
+func startTarget(t testing.TB, v variant) *e2eservices.Service {
+	t.Helper()
+	bin := e2eservices.Build(t, v.svc, v.flags...)
+	agent := e2eservices.NewAgent(t)
+	return e2eservices.Start(t, bin, "DD_TRACE_AGENT_URL="+agent.URL, "DD_SERVICE=e2e-"+v.name,
+		"DD_CODE_ORIGIN_FOR_SPANS_ENABLED=true", "DD_INSTRUMENTATION_TELEMETRY_ENABLED=false")
+}
+
+// recorder keeps the records for each span, as a sink.
+type recorder struct {
+	mu   sync.Mutex
+	recs map[uint64][]origin.Record
+	cond *sync.Cond
+}
+
+func newRecorder() *recorder {
+	r := &recorder{recs: map[uint64][]origin.Record{}}
+	r.cond = sync.NewCond(&r.mu)
+	return r
+}
+
+func (r *recorder) Put(rec origin.Record) {
+	r.mu.Lock()
+	r.recs[rec.SpanID] = append(r.recs[rec.SpanID], rec)
+	r.mu.Unlock()
+	r.cond.Broadcast()
+}
+
+// origin waits for the records of span and returns the one naming the
+// origin: the last in dispatch order.
+func (r *recorder) origin(span uint64, wait time.Duration) (origin.Record, int, bool) {
+	deadline := time.Now().Add(wait)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for {
+		if rs := r.recs[span]; len(rs) > 0 {
+			// Records of one span come from one goroutine's nested calls;
+			// give the innermost a moment to arrive.
+			r.mu.Unlock()
+			time.Sleep(20 * time.Millisecond)
+			r.mu.Lock()
+			rs = r.recs[span]
+			best := rs[0]
+			for _, x := range rs[1:] {
+				if x.Seq > best.Seq {
+					best = x
+				}
+			}
+			return best, len(rs), true
+		}
+		if time.Now().After(deadline) {
+			return origin.Record{}, 0, false
+		}
+		go func() { time.Sleep(10 * time.Millisecond); r.cond.Broadcast() }()
+		r.cond.Wait()
+	}
+}
+
+func newEngine(t testing.TB, sink origin.Sink) *Engine {
+	t.Helper()
+	level := slog.LevelWarn
+	if os.Getenv("ORIGINAGENT_TEST_DEBUG") != "" {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	e, err := New(DefaultConfig(), sink, log, nil)
+	if err != nil {
+		t.Fatalf("new engine: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("engine run: %v", err)
+		}
+		e.Close()
+	})
+	return e
+}
+
+func processOf(pid int) *discover.Process {
+	return &discover.Process{
+		PID: pid,
+		Exe: fmt.Sprintf("/proc/%d/exe", pid),
+		Environ: func() ([]string, error) {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+			if err != nil {
+				return nil, err
+			}
+			return strings.Split(strings.TrimRight(string(b), "\x00"), "\x00"), nil
+		},
+	}
+}
+
+// TestEndToEnd attaches real uprobes to real dd-trace-go services and checks
+// that every request's record names the handler the service itself reports,
+// under the span the tracer reports.
+func TestEndToEnd(t *testing.T) {
+	testutil.RequireRoot(t)
+	for _, v := range variants {
+		t.Run(v.name, func(t *testing.T) {
+			svc := startTarget(t, v)
+			rec := newRecorder()
+			e := newEngine(t, rec)
+			e.Start(processOf(svc.PID), discover.Decision{Selected: true, Reason: "test"})
+			if ps := e.Processes(); len(ps) != 1 {
+				t.Fatalf("attached processes = %d, want 1 (see log above)", len(ps))
+			}
+			for _, r := range e2eservices.Routes {
+				route := r.Path
+				for i := 0; i < 3; i++ {
+					tr, err := svc.Get(context.Background(), route)
+					if err != nil {
+						t.Fatal(err)
+					}
+					span, err := strconv.ParseUint(tr.SpanID, 10, 64)
+					if err != nil || span == 0 {
+						t.Fatalf("%s: service reported no span: %+v", route, tr)
+					}
+					rec0, n, ok := rec.origin(span, 5*time.Second)
+					if !ok {
+						st, _ := e.BPFStats()
+						t.Fatalf("%s: no record for span %d (trace %s); bpf stats %v", route, span, tr.TraceID, st)
+					}
+					if got := rec0.TraceID.String(); got != tr.TraceID {
+						t.Errorf("%s: trace id %s, want %s", route, got, tr.TraceID)
+					}
+					f := rec0.Frames[0]
+					if tr.Function != r.Function {
+						t.Errorf("%s: service reports %s, routes table says %s", route, tr.Function, r.Function)
+					}
+					if f.Function != tr.Function || f.File != tr.File || f.StartLine != tr.Line {
+						t.Errorf("%s: origin %s %s:%d, want %s %s:%d (%d records for the span)",
+							route, f.Function, f.File, f.StartLine, tr.Function, tr.File, tr.Line, n)
+					}
+					if route == "/mw" && n < 3 {
+						t.Errorf("/mw: %d records, want one per user handler in the chain (>= 3)", n)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestAttachDetachUnderLoad drives a target with concurrent requests while
+// engines attach, detach and restart, and checks that every response is
+// right: the probes must never change the target's behaviour.
+func TestAttachDetachUnderLoad(t *testing.T) {
+	testutil.RequireRoot(t)
+	svc := startTarget(t, variants[1]) // stripped PIE: the hardest layout
+	pid := svc.PID
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var ok, bad int
+	var firstErr error
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				route := e2eservices.Routes[(w+i)%len(e2eservices.Routes)].Path
+				tr, err := svc.Get(context.Background(), route)
+				if err == nil && (tr.Route != route || tr.Function == "" || tr.SpanID == "") {
+					err = fmt.Errorf("%s: unexpected answer %+v", route, tr)
+				}
+				mu.Lock()
+				if err != nil {
+					bad++
+					if firstErr == nil {
+						firstErr = err
+					}
+				} else {
+					ok++
+				}
+				mu.Unlock()
+			}
+		}(w)
+	}
+
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var records int
+	var rmu sync.Mutex
+	sink := origin.SinkFunc(func(origin.Record) { rmu.Lock(); records++; rmu.Unlock() })
+	for round := 0; round < 6; round++ {
+		e, err := New(DefaultConfig(), sink, log, nil)
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- e.Run(ctx) }()
+		e.Start(processOf(pid), discover.Decision{Selected: true})
+		if len(e.Processes()) != 1 {
+			t.Fatalf("round %d: not attached", round)
+		}
+		time.Sleep(300 * time.Millisecond)
+		if round%2 == 0 {
+			e.Exit(pid) // detach, then shut down
+			time.Sleep(100 * time.Millisecond)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("round %d: run: %v", round, err)
+		}
+		if err := e.Close(); err != nil {
+			t.Errorf("round %d: close: %v", round, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	if bad > 0 {
+		t.Fatalf("%d of %d requests failed while probes came and went; first: %v", bad, ok+bad, firstErr)
+	}
+	if ok < 100 {
+		t.Fatalf("only %d requests completed", ok)
+	}
+	if err := syscall.Kill(pid, 0); err != nil {
+		t.Fatalf("target died: %v", err)
+	}
+	rmu.Lock()
+	defer rmu.Unlock()
+	if records == 0 {
+		t.Fatalf("no records in %d requests", ok)
+	}
+	t.Logf("%d requests, all correct; %d records", ok, records)
+}

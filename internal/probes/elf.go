@@ -1,0 +1,37 @@
+package probes
+
+import (
+	"debug/elf"
+	"fmt"
+	"os"
+	"syscall"
+)
+
+type segment struct{ off, vaddr uint64 }
+
+// execSegments returns the file offset and virtual address of each
+// executable PT_LOAD segment of the ELF file at path.
+func execSegments(path string) ([]segment, error) {
+	f, err := elf.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	defer f.Close()
+	var out []segment
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_LOAD && p.Flags&elf.PF_X != 0 {
+			out = append(out, segment{off: p.Off, vaddr: p.Vaddr})
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: no executable segment", path)
+	}
+	return out, nil
+}
+
+func inode(fi os.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return st.Ino
+	}
+	return 0
+}

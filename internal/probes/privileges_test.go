@@ -1,0 +1,49 @@
+package probes
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/originagent/originagent/internal/testutil"
+)
+
+// TestCheckPrivileges runs the check as root (must pass) and in a child
+// that drops every capability (must name what is missing).
+func TestCheckPrivileges(t *testing.T) {
+	testutil.RequireRoot(t)
+	if err := CheckPrivileges(); err != nil {
+		t.Fatalf("as root: %v", err)
+	}
+	if os.Getenv("ORIGINAGENT_PRIVTEST_CHILD") == "1" {
+		return
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Fatalf("setpriv (util-linux) not found: %v", err)
+	}
+	cmd := exec.Command(setpriv, "--inh-caps=-all", "--bounding-set=-all", "--", os.Args[0], "-test.run=^TestCheckPrivilegesChild$", "-test.v")
+	cmd.Env = append(os.Environ(), "ORIGINAGENT_PRIVTEST_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	for _, want := range []string{"CAP_BPF", "CAP_PERFMON", "CAP_SYS_PTRACE", "CAP_DAC_READ_SEARCH"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("child's error does not name %s:\n%s", want, out)
+		}
+	}
+}
+
+// TestCheckPrivilegesChild is the unprivileged half of TestCheckPrivileges.
+func TestCheckPrivilegesChild(t *testing.T) {
+	if os.Getenv("ORIGINAGENT_PRIVTEST_CHILD") != "1" {
+		t.Skip("run by TestCheckPrivileges")
+	}
+	err := CheckPrivileges()
+	if err == nil {
+		t.Fatal("no error without capabilities")
+	}
+	t.Log(err)
+}

@@ -1,0 +1,41 @@
+package probes
+
+import (
+	"sort"
+	"time"
+)
+
+// ProcessStatus describes one instrumented process, for `originagent status`.
+type ProcessStatus struct {
+	PID        int               `json:"pid"`
+	Exe        string            `json:"exe"`
+	Service    string            `json:"service,omitempty"`
+	BinaryID   string            `json:"binary_id"`
+	Frameworks []string          `json:"frameworks"`
+	Tracers    []string          `json:"tracers"`
+	Probes     []string          `json:"probes"`
+	Labels     map[string]string `json:"labels,omitempty"`
+	Attached   time.Time         `json:"attached"`
+}
+
+// Processes returns the instrumented processes, by PID.
+func (e *Engine) Processes() []ProcessStatus {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	out := make([]ProcessStatus, 0, len(e.procs))
+	for _, ps := range e.procs {
+		out = append(out, ProcessStatus{
+			PID: ps.pid, Exe: ps.exe, Service: ps.service, BinaryID: ps.bin.key,
+			Frameworks: ps.bin.an.frameworks, Tracers: ps.bin.an.tracers,
+			Probes: ps.bin.an.targetNames(), Labels: ps.labels, Attached: ps.attached,
+		})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].PID < out[j].PID })
+	return out
+}
+
+// BPFStats returns the BPF program's counters, summed over CPUs, in the
+// order hits, no_process, no_span, read_error, ringbuf_full, emitted.
+func (e *Engine) BPFStats() ([statMax]uint64, error) {
+	return readStats(e.objs.Stats)
+}

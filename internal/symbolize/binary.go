@@ -1,0 +1,548 @@
+package symbolize
+
+import (
+	"bytes"
+	"fmt"
+	"iter"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+)
+
+// Frame is one symbolized frame.
+type Frame struct {
+	Function  string `json:"function"`   // full symbol name, wrappers resolved
+	File      string `json:"file"`       // as runtime.Func.FileLine reports it
+	Line      int    `json:"line"`       // line of the address
+	StartLine int    `json:"start_line"` // declaration line of Function (0 before Go 1.20)
+	Type      string `json:"type"`       // import path plus receiver type, or import path alone
+	Method    string `json:"method"`     // method or function name
+	User      bool   `json:"user"`       // user code (see Options)
+	// Inlined is true for frames expanded from inline data (all but the
+	// last of a chain).
+	Inlined bool `json:"inlined,omitempty"`
+	// Wrapper is the compiler-generated wrapper (a method value "-fm", a
+	// pointer-receiver or interface wrapper) that was resolved to Function.
+	Wrapper string `json:"wrapper,omitempty"`
+}
+
+// FuncInfo is a function of a binary, by file (link-time) address.
+type FuncInfo struct {
+	Name      string
+	Entry     uint64 // first instruction
+	End       uint64 // one past the last instruction
+	StartLine int
+}
+
+// Options configure symbolization.
+type Options struct {
+	// Include and Exclude are import path prefixes that add to or remove
+	// from the user code, which is by default the main module and package
+	// main. Exclude wins; the known frameworks and tracers (KnownNonUser)
+	// are never user code.
+	Include, Exclude []string
+	// PCCacheSize is the number of entries of each binary's lookup cache,
+	// rounded up to a power of two: 0 means 4096, negative disables it.
+	PCCacheSize int
+}
+
+// Binary is a Go executable opened for symbolization. Its methods are safe
+// for concurrent use. The file stays mapped until the Binary is unreachable;
+// nothing it returns points into the mapping.
+type Binary struct {
+	path   string
+	id     string
+	im     *image
+	tab    *pclntab
+	text   uint64
+	gofunc uint64 // 0 when moduledata was not found: no inline data
+	info   BuildInfo
+	cls    classifier
+
+	mu    sync.Mutex // guards the intern tables
+	metas map[int32]*funcMeta
+	files map[uint32]string
+	wraps map[uint32]int // wrapper func index -> wrapped func index, -1 if none
+
+	// wrapperID is the funcID of compiler-generated wrappers, which differs
+	// between Go versions; learned from the binary, 0 when unknown.
+	wrapperOnce sync.Once
+	wrapperID   uint8
+
+	cache    []atomic.Pointer[pcEntry]
+	cacheLog uint
+}
+
+// funcMeta is the interned, split name of a function.
+type funcMeta struct {
+	name, typ, method string
+	user              bool
+}
+
+// pcEntry is one cached lookup.
+type pcEntry struct {
+	pc     uint64
+	frames []Frame
+	err    error
+}
+
+// Open maps the Go ELF executable at path and reads its symbol tables. The
+// path may be /proc/PID/exe or lie under /proc/PID/root.
+func Open(path string, opts Options) (*Binary, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	size := st.Size()
+	if size <= 0 || size != int64(int(size)) {
+		return nil, fmt.Errorf("open %s: size %d: %w", path, size, ErrNotGo)
+	}
+	data, err := syscall.Mmap(int(f.Fd()), 0, int(size), syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("mmap %s: %w", path, err)
+	}
+	b, err := newBinary(path, data, opts)
+	if err != nil {
+		syscall.Munmap(data)
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if b.id == "" {
+		b.id = statID(st)
+	}
+	runtime.AddCleanup(b, func(d []byte) { syscall.Munmap(d) }, data)
+	return b, nil
+}
+
+// statID identifies a file without a build ID by device, inode, size and
+// modification time.
+func statID(st os.FileInfo) string {
+	if s, ok := st.Sys().(*syscall.Stat_t); ok {
+		return fmt.Sprintf("file:%d:%d:%d:%d", s.Dev, s.Ino, s.Size, st.ModTime().UnixNano())
+	}
+	return fmt.Sprintf("file:%s:%d:%d", st.Name(), st.Size(), st.ModTime().UnixNano())
+}
+
+// NewBinary reads a Go ELF executable held in data (which must not be
+// modified afterwards). It is Open without the file system; name is used in
+// messages only.
+func NewBinary(name string, data []byte, opts Options) (*Binary, error) {
+	b, err := newBinary(name, data, opts)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return b, nil
+}
+
+func newBinary(path string, data []byte, opts Options) (*Binary, error) {
+	im, err := newImage(data)
+	if err != nil {
+		return nil, err
+	}
+	sect, pcln, ok := im.section(".gopclntab")
+	if !ok {
+		return nil, fmt.Errorf("no .gopclntab section: %w", ErrNotGo)
+	}
+	tab, err := parsePclntab(pcln)
+	if err != nil {
+		return nil, err
+	}
+	b := &Binary{
+		path:  path,
+		im:    im,
+		tab:   tab,
+		metas: make(map[int32]*funcMeta),
+		files: make(map[uint32]string),
+		wraps: make(map[uint32]int),
+	}
+	b.info.PclntabSize = len(pcln)
+	b.info.Funcs = tab.nfunc
+	if md, ok := im.findModuledata(tab, sect.Addr); ok {
+		b.text, b.info.TextSource = md.text, "moduledata"
+		if _, ok := im.read(md.gofunc, 1); ok {
+			b.gofunc = md.gofunc
+		}
+	} else if a, ok := im.symbol("runtime.text"); ok {
+		b.text, b.info.TextSource = a, "runtime.text"
+	} else if tab.go118 && tab.textStart != 0 {
+		b.text, b.info.TextSource = tab.textStart, "pcheader"
+	} else if s := im.f.Section(".text"); s != nil {
+		b.text, b.info.TextSource = s.Addr, ".text"
+	} else {
+		return nil, fmt.Errorf("no text start (moduledata, runtime.text or .text): %w", ErrCorrupt)
+	}
+	b.info.TextStart = b.text
+	im.readBuildInfo(&b.info)
+	if s := im.f.Section(".text"); s != nil && s.Addr != b.text {
+		b.info.ExternalLink = true // the linker put C start-up code before Go's text
+	}
+	b.id = b.info.BuildID
+	if b.id == "" {
+		if g := im.gnuBuildID(); g != "" {
+			b.id = "gnu:" + g
+		}
+	}
+	b.cls = classifier{mainModule: b.info.Main.Path, include: opts.Include, exclude: opts.Exclude}
+	if n := opts.PCCacheSize; n >= 0 {
+		if n == 0 {
+			n = 4096
+		}
+		for 1<<b.cacheLog < max(n, 2) {
+			b.cacheLog++
+		}
+		b.cache = make([]atomic.Pointer[pcEntry], 1<<b.cacheLog)
+	}
+	return b, nil
+}
+
+// Path returns the path the binary was opened from.
+func (b *Binary) Path() string { return b.path }
+
+// ID returns the binary's identity: its Go build ID, else its GNU build ID
+// ("gnu:..."), else device, inode, size and mtime ("file:...").
+func (b *Binary) ID() string { return b.id }
+
+// Info returns the binary's build facts and modules.
+func (b *Binary) Info() BuildInfo { return b.info }
+
+// TextStart returns the address the function table's offsets count from.
+func (b *Binary) TextStart() uint64 { return b.text }
+
+// FileOffset returns the file offset of a file (link-time) address, as
+// uprobes attach by inode and offset.
+func (b *Binary) FileOffset(addr uint64) (uint64, bool) { return b.im.fileOffset(addr) }
+
+// Code returns a copy of the machine code of f, for disassembly.
+func (b *Binary) Code(f FuncInfo) ([]byte, error) {
+	if f.End < f.Entry {
+		return nil, fmt.Errorf("function %s: end %#x before entry %#x", f.Name, f.End, f.Entry)
+	}
+	c, ok := b.im.read(f.Entry, f.End-f.Entry)
+	if !ok {
+		return nil, fmt.Errorf("function %s: code at %#x not in the file", f.Name, f.Entry)
+	}
+	return bytes.Clone(c), nil
+}
+
+// IsUser reports whether the function named funcName is user code.
+func (b *Binary) IsUser(funcName string) bool {
+	pkg, _, _ := SplitName(funcName)
+	return b.cls.isUserPkg(pkg)
+}
+
+// Funcs yields every function of the binary in address order.
+func (b *Binary) Funcs() iter.Seq[FuncInfo] {
+	return func(yield func(FuncInfo) bool) {
+		for i := 0; i < b.tab.nfunc; i++ {
+			fi, ok := b.funcInfo(i)
+			if ok && !yield(fi) {
+				return
+			}
+		}
+	}
+}
+
+func (b *Binary) funcInfo(i int) (FuncInfo, bool) {
+	f, ok := b.tab.funcAt(i)
+	if !ok {
+		return FuncInfo{}, false
+	}
+	name, _ := b.tab.funcName(f.nameOff)
+	return FuncInfo{
+		Name:      string(name),
+		Entry:     b.text + uint64(f.entry),
+		End:       b.text + uint64(f.end),
+		StartLine: int(f.startLine),
+	}, true
+}
+
+// Func returns the function with the exact symbol name. It scans the table
+// (about 100 us for 20k functions) rather than keep an index in memory.
+func (b *Binary) Func(name string) (FuncInfo, bool) {
+	if i, ok := b.funcIndex(name); ok {
+		return b.funcInfo(i)
+	}
+	return FuncInfo{}, false
+}
+
+func (b *Binary) funcIndex(name string) (int, bool) {
+	for i := 0; i < b.tab.nfunc; i++ {
+		_, off := b.tab.ftabEntry(i)
+		if uint64(off)+8 > uint64(len(b.tab.funcdata)) {
+			continue
+		}
+		nameOff := int32(le32(b.tab.funcdata[off+4:]))
+		if n, ok := b.tab.funcName(nameOff); ok && string(n) == name {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+// Lookup symbolizes a file (link-time) address. It returns the chain of
+// frames at pc, innermost (inlined) first and the physical function last.
+// With isReturn the address is a return address and is looked up at pc-1.
+// The returned slice is shared and must not be modified.
+func (b *Binary) Lookup(pc uint64, isReturn bool) ([]Frame, error) {
+	if isReturn {
+		pc--
+	}
+	if b.cache == nil {
+		return b.lookup(pc)
+	}
+	// Two-way set associative: the newest entry in the even slot, the one
+	// it displaced in the odd slot. Each slot is replaced atomically.
+	set := (pc * 0x9e3779b97f4a7c15) >> (64 - b.cacheLog) &^ 1
+	if e := b.cache[set].Load(); e != nil && e.pc == pc {
+		return e.frames, e.err
+	}
+	if e := b.cache[set+1].Load(); e != nil && e.pc == pc {
+		return e.frames, e.err
+	}
+	frames, err := b.lookup(pc)
+	if old := b.cache[set].Swap(&pcEntry{pc: pc, frames: frames, err: err}); old != nil {
+		b.cache[set+1].Store(old)
+	}
+	return frames, err
+}
+
+// maxInlineDepth bounds inline-tree walks on corrupt data.
+const maxInlineDepth = 128
+
+func (b *Binary) lookup(pc uint64) ([]Frame, error) {
+	if pc < b.text {
+		return nil, fmt.Errorf("%#x: %w", pc, ErrNoFunc)
+	}
+	i, ok := b.tab.find(pc - b.text)
+	if !ok {
+		return nil, fmt.Errorf("%#x: %w", pc, ErrNoFunc)
+	}
+	f, ok := b.tab.funcAt(i)
+	if !ok {
+		return nil, fmt.Errorf("%#x: function %d: bad _func record: %w", pc, i, ErrCorrupt)
+	}
+	off := uint32(pc - b.text)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+
+	b.wrapperOnce.Do(b.learnWrapperID)
+	// Build in a stack buffer, then allocate the exact size once.
+	var frameBuf [8]Frame
+	frames := frameBuf[:0]
+	var idBuf [8]uint8
+	ids := idBuf[:0]
+	if tree := b.inlineTree(&f); tree != nil {
+		ix := b.tab.pcvalue(&f, f.pcdataOff(pcdataInlTreeIndex), off)
+		for depth := 0; ix >= 0; depth++ {
+			ic, ok := b.tab.inlinedCallAt(tree, ix)
+			if !ok || depth == maxInlineDepth || ic.parentPc < 0 {
+				return nil, fmt.Errorf("%#x: inline tree entry %d: %w", pc, ix, ErrCorrupt)
+			}
+			fr := b.frame(&f, ic.nameOff, off)
+			fr.StartLine = int(ic.startLine)
+			fr.Inlined = true
+			frames = append(frames, fr)
+			ids = append(ids, ic.funcID)
+			off = f.entry + uint32(ic.parentPc)
+			if off >= f.end {
+				return nil, fmt.Errorf("%#x: inline parent pc %#x outside its function: %w", pc, ic.parentPc, ErrCorrupt)
+			}
+			ix = b.tab.pcvalue(&f, f.pcdataOff(pcdataInlTreeIndex), off)
+		}
+	}
+	fr := b.frame(&f, f.nameOff, off)
+	fr.StartLine = int(f.startLine)
+	frames = append(frames, fr)
+	ids = append(ids, f.funcID)
+	frames = b.resolveWrappers(frames, ids, i, &f)
+	return append(make([]Frame, 0, len(frames)), frames...), nil
+}
+
+// frame builds a frame for the function named at nameOff whose position is
+// the one recorded for text offset off of the physical function f.
+func (b *Binary) frame(f *fn, nameOff int32, off uint32) Frame {
+	m := b.meta(nameOff)
+	line := b.tab.pcvalue(f, f.pcln, off)
+	if line < 0 {
+		line = 0
+	}
+	return Frame{
+		Function: m.name,
+		File:     b.file(f, b.tab.pcvalue(f, f.pcfile, off)),
+		Line:     int(line),
+		Type:     m.typ,
+		Method:   m.method,
+		User:     m.user,
+	}
+}
+
+// meta interns the split name at nameOff. b.mu must be held.
+func (b *Binary) meta(nameOff int32) *funcMeta {
+	if m, ok := b.metas[nameOff]; ok {
+		return m
+	}
+	n, ok := b.tab.funcName(nameOff)
+	name := "?"
+	if ok {
+		name = string(n)
+	}
+	pkg, typ, method := SplitName(name)
+	m := &funcMeta{name: name, typ: typ, method: method, user: b.cls.isUserPkg(pkg)}
+	b.metas[nameOff] = m
+	return m
+}
+
+// file interns file number fileno of f's compilation unit. b.mu must be held.
+func (b *Binary) file(f *fn, fileno int32) string {
+	off, ok := b.tab.fileOff(f, fileno)
+	if !ok {
+		return "?"
+	}
+	if s, ok := b.files[off]; ok {
+		return s
+	}
+	s := "?"
+	if n, ok := cstring(b.tab.filetab, uint64(off)); ok {
+		s = string(n)
+	}
+	b.files[off] = s
+	return s
+}
+
+// inlineTree returns f's inline tree, which extends to the end of the
+// readable data: its length is not recorded, the inline index bounds it.
+func (b *Binary) inlineTree(f *fn) []byte {
+	if b.gofunc == 0 {
+		return nil
+	}
+	off, ok := f.funcdataOff(funcdataInlTree)
+	if !ok {
+		return nil
+	}
+	const maxTree = 1 << 20
+	for n := uint64(maxTree); n >= 16; n /= 16 {
+		if t, ok := b.im.read(b.gofunc+uint64(off), n); ok {
+			return t
+		}
+	}
+	return nil
+}
+
+const autogenerated = "<autogenerated>"
+
+// isWrapper reports whether fr, of funcID id, is a compiler-generated
+// wrapper.
+func (b *Binary) isWrapper(fr *Frame, id uint8) bool {
+	if b.wrapperID != 0 {
+		return id == b.wrapperID // package init code is <autogenerated> too
+	}
+	return fr.File == autogenerated || strings.HasSuffix(fr.Function, "-fm")
+}
+
+// learnWrapperID finds the funcID of wrappers from a function that must be
+// one: a method value wrapper "-fm" or a type equality function.
+func (b *Binary) learnWrapperID() {
+	for i := 0; i < b.tab.nfunc; i++ {
+		f, ok := b.tab.funcAt(i)
+		if !ok || f.funcID == 0 {
+			continue
+		}
+		n, ok := b.tab.funcName(f.nameOff)
+		if ok && (bytes.HasSuffix(n, []byte("-fm")) || bytes.HasPrefix(n, []byte("type:.eq."))) {
+			b.wrapperID = f.funcID
+			return
+		}
+	}
+}
+
+// resolveWrappers drops wrapper frames that call an inlined function, as
+// runtime.CallersFrames does, and replaces an innermost wrapper frame by the
+// function it wraps. b.mu must be held.
+func (b *Binary) resolveWrappers(frames []Frame, ids []uint8, i int, f *fn) []Frame {
+	inner := frames[0].Function
+	if len(frames) > 1 && inner != "runtime.gopanic" && inner != "runtime.sigpanic" && inner != "runtime.panicwrap" {
+		out := frames[:1]
+		for k, fr := range frames[1:] {
+			if !b.isWrapper(&fr, ids[k+1]) {
+				out = append(out, fr)
+			}
+		}
+		frames = out
+	}
+	// Resolve method value and receiver wrappers only: go and defer
+	// wrappers have their own source position, which is the better answer.
+	if fr := &frames[0]; fr.Inlined || !b.isWrapper(fr, ids[0]) ||
+		fr.File != autogenerated && !strings.HasSuffix(fr.Function, "-fm") {
+		return frames
+	}
+	wrapper := frames[0].Function
+	for range 4 { // wrappers may wrap wrappers
+		j := b.wrapped(i, f)
+		if j < 0 {
+			break
+		}
+		g, ok := b.tab.funcAt(j)
+		if !ok {
+			break
+		}
+		fr := b.frame(&g, g.nameOff, g.entry)
+		fr.StartLine = int(g.startLine)
+		fr.Wrapper = wrapper
+		frames[0] = fr
+		if !b.isWrapper(&fr, g.funcID) {
+			break
+		}
+		i, f = j, &g
+	}
+	return frames
+}
+
+// wrapped returns the index of the function that wrapper function i calls,
+// or -1: from FUNCDATA_WrapInfo (Go 1.21+), else by name ("X-fm" wraps X,
+// "p.(*T).M" wraps "p.T.M"). b.mu must be held.
+func (b *Binary) wrapped(i int, f *fn) int {
+	if j, ok := b.wraps[f.entry]; ok {
+		return j
+	}
+	j := -1
+	if off, ok := f.funcdataOff(funcdataWrapInfo); ok && b.gofunc != 0 {
+		if w, ok := b.im.read(b.gofunc+uint64(off), 4); ok {
+			if k, ok := b.tab.find(uint64(le32(w))); ok && k != i {
+				if e, _ := b.tab.ftabEntry(k); e == le32(w) {
+					j = k
+				}
+			}
+		}
+	}
+	if j < 0 {
+		name := b.meta(f.nameOff).name
+		var target string
+		switch {
+		case strings.HasSuffix(name, "-fm"):
+			target = strings.TrimSuffix(name, "-fm")
+		case strings.Contains(name, ".(*"):
+			k := strings.Index(name, ".(*")
+			if c := closeParen(name[k+1:]); c > 0 {
+				target = name[:k+1] + name[k+3:k+1+c] + name[k+2+c:]
+			}
+		}
+		if target != "" && target != name {
+			if k, ok := b.funcIndex(target); ok {
+				j = k
+			}
+		}
+	}
+	b.wraps[f.entry] = j
+	return j
+}
+
+func le32(b []byte) uint32 {
+	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+}

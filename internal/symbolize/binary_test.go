@@ -1,0 +1,248 @@
+package symbolize
+
+import (
+	"bufio"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// sourceLine returns the 1-based line of the first line of file that starts
+// with prefix: the declaration line the pclntab must report.
+func sourceLine(t *testing.T, file, prefix string) int {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for n := 1; s.Scan(); n++ {
+		if strings.HasPrefix(strings.TrimSpace(s.Text()), prefix) {
+			return n
+		}
+	}
+	t.Fatalf("%s: no line starts with %q", file, prefix)
+	return 0
+}
+
+// TestCorpusOrigins checks the tag fields of the handler shapes of the
+// corpus on the stripped, PIE, externally linked build.
+func TestCorpusOrigins(t *testing.T) {
+	b, err := Open(corpusBinary(t, variants[len(variants)-1]), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, _ := filepath.Abs("../../testdata/symbolize/shop")
+	apiGo := filepath.Join(src, "api", "api.go")
+	mainGo := filepath.Join(src, "main.go")
+	tests := []struct {
+		symbol         string // function whose entry is looked up
+		function, file string
+		startLine      int
+		typ, method    string
+		user           bool
+		wrapper        bool
+	}{
+		{"github.com/acme/shop/api.(*Users).Get-fm", "github.com/acme/shop/api.(*Users).Get", apiGo,
+			sourceLine(t, apiGo, "func (u *Users) Get("), "github.com/acme/shop/api.Users", "Get", true, true},
+		{"github.com/acme/shop/api.(*Users).Get", "github.com/acme/shop/api.(*Users).Get", apiGo,
+			sourceLine(t, apiGo, "func (u *Users) Get("), "github.com/acme/shop/api.Users", "Get", true, false},
+		{"github.com/acme/shop/api.(*Users).Name", "github.com/acme/shop/api.Users.Name", apiGo,
+			sourceLine(t, apiGo, "func (u Users) Name("), "github.com/acme/shop/api.Users", "Name", true, true},
+		{"github.com/acme/shop/api.Routes.func1", "github.com/acme/shop/api.Routes.func1", apiGo,
+			sourceLine(t, apiGo, `"/echo": func(`), "github.com/acme/shop/api", "Routes.func1", true, false},
+		{"github.com/acme/shop/api.Routes", "github.com/acme/shop/api.Routes", apiGo,
+			sourceLine(t, apiGo, "func Routes("), "github.com/acme/shop/api", "Routes", true, false},
+		{"main.exercise", "main.exercise", mainGo,
+			sourceLine(t, mainGo, "func exercise("), "main", "exercise", true, false},
+		{"fmt.Sprint", "fmt.Sprint", filepath.Join(goroot(t), "src/fmt/print.go"),
+			sourceLine(t, filepath.Join(goroot(t), "src/fmt/print.go"), "func Sprint("), "fmt", "Sprint", false, false},
+	}
+	for _, tt := range tests {
+		fi, ok := b.Func(tt.symbol)
+		if !ok {
+			t.Errorf("Func(%q) not found", tt.symbol)
+			continue
+		}
+		frames, err := b.Lookup(fi.Entry, false)
+		if err != nil {
+			t.Errorf("Lookup(%s) = %v", tt.symbol, err)
+			continue
+		}
+		f := frames[len(frames)-1]
+		if f.Function != tt.function || f.File != tt.file || f.StartLine != tt.startLine ||
+			f.Type != tt.typ || f.Method != tt.method || f.User != tt.user || (f.Wrapper != "") != tt.wrapper {
+			t.Errorf("Lookup(%s) = %+v; want %+v", tt.symbol, f, tt)
+		}
+		if b.IsUser(tt.symbol) != tt.user {
+			t.Errorf("IsUser(%s) = %t", tt.symbol, !tt.user)
+		}
+	}
+
+	// Generic instantiations keep their brackets.
+	var generic int
+	for fi := range b.Funcs() {
+		if strings.HasPrefix(fi.Name, "github.com/acme/shop/api.Map[") {
+			frames, err := b.Lookup(fi.Entry, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := frames[len(frames)-1]
+			if f.Type != "github.com/acme/shop/api" || !strings.HasPrefix(f.Method, "Map[") || !f.User {
+				t.Errorf("%s: type %q method %q user %t", fi.Name, f.Type, f.Method, f.User)
+			}
+			generic++
+		}
+	}
+	if generic == 0 {
+		t.Error("no instantiation of api.Map in the corpus")
+	}
+}
+
+func goroot(t *testing.T) string {
+	out, err := exec.Command("go", "env", "GOROOT").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// TestTextStart checks that every way to find the text start agrees, and
+// that for external linking it differs from the .text section.
+func TestTextStart(t *testing.T) {
+	for _, v := range variants {
+		b, err := Open(corpusBinary(t, v), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, pcln, _ := b.im.section(".gopclntab")
+		s := b.im.f.Section(".gopclntab")
+		md, ok := b.im.scanModuledata(b.tab, s.Addr)
+		if !ok || md.text != b.text || md.gofunc != b.gofunc {
+			t.Errorf("%s: moduledata scan = %+v, %t; want text %#x gofunc %#x", v.name, md, ok, b.text, b.gofunc)
+		}
+		if sym, ok := b.im.symbol("runtime.text"); ok && sym != b.text {
+			t.Errorf("%s: runtime.text %#x, moduledata text %#x", v.name, sym, b.text)
+		} else if !ok && !b.info.Stripped {
+			t.Errorf("%s: no runtime.text in an unstripped binary", v.name)
+		}
+		textSect := b.im.f.Section(".text").Addr
+		if ext := strings.Contains(v.name, "external"); ext != (textSect != b.text) {
+			t.Errorf("%s: .text at %#x, text start %#x", v.name, textSect, b.text)
+		}
+		if b.info.PclntabSize != len(pcln) || b.ID() == "" || strings.HasPrefix(b.ID(), "file:") {
+			t.Errorf("%s: pclntab size %d, ID %q", v.name, b.info.PclntabSize, b.ID())
+		}
+	}
+}
+
+// TestBadInput feeds files that are not usable Go binaries.
+func TestBadInput(t *testing.T) {
+	dir := t.TempDir()
+	good, err := os.ReadFile(corpusBinary(t, variants[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name string, data []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cBin := filepath.Join(dir, "c-program")
+	cSrc := write("c.c", []byte("int main(void) { return 0; }\n"))
+	if out, err := exec.Command("gcc", "-o", cBin, cSrc).CombinedOutput(); err != nil {
+		t.Fatalf("gcc: %v\n%s", err, out)
+	}
+	b0, err := NewBinary("good", good, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pclnOff := b0.im.f.Section(".gopclntab").Offset
+	corrupt := func(at uint64, bytes ...byte) []byte {
+		c := append([]byte(nil), good...)
+		copy(c[at:], bytes)
+		return c
+	}
+	tests := []struct {
+		name string
+		path string
+		want error // nil: any error
+	}{
+		{"empty", write("empty", nil), ErrNotGo},
+		{"text", write("text", []byte("#!/bin/sh\necho hello\n")), ErrNotGo},
+		{"truncated-header", write("trunc64", good[:64]), nil},
+		{"truncated-half", write("trunc-half", good[:len(good)/2]), nil},
+		{"c-program", cBin, ErrNotGo},
+		{"old-magic", write("old", corrupt(pclnOff, 0xfa, 0xff, 0xff, 0xff)), ErrUnsupported},
+		{"bad-magic", write("badmagic", corrupt(pclnOff, 1, 2, 3, 4)), ErrCorrupt},
+		{"bad-ptrsize", write("badptr", corrupt(pclnOff+7, 3)), ErrCorrupt},
+		{"huge-nfunc", write("nfunc", corrupt(pclnOff+8, 0xff, 0xff, 0xff, 0x7f)), ErrCorrupt},
+		{"bad-offset", write("badoff", corrupt(pclnOff+8+3*8, 0xff, 0xff, 0xff, 0x7f)), ErrCorrupt},
+	}
+	for _, tt := range tests {
+		_, err := Open(tt.path, Options{})
+		if err == nil || tt.want != nil && !errors.Is(err, tt.want) {
+			t.Errorf("%s: Open = %v, want %v", tt.name, err, tt.want)
+		} else {
+			t.Logf("%s: %v", tt.name, err)
+		}
+	}
+}
+
+// TestCorruptTables overwrites stretches of the pclntab and the moduledata
+// and symbolizes every function: errors are fine, panics and hangs are not.
+func TestCorruptTables(t *testing.T) {
+	good, err := os.ReadFile(corpusBinary(t, variants[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b0, err := NewBinary("good", good, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sect := b0.im.f.Section(".gopclntab")
+	var pcs []uint64
+	for f := range b0.Funcs() {
+		pcs = append(pcs, f.Entry, (f.Entry+f.End)/2)
+	}
+	for i := range 24 {
+		c := append([]byte(nil), good...)
+		// Deterministic spread of overwrite positions over the section.
+		at := sect.Offset + uint64(i)*sect.Size/24 + uint64(i*7919)%4096
+		for j := uint64(0); j < 512 && at+j < uint64(len(c)); j++ {
+			c[at+j] = byte(j*31 + uint64(i))
+		}
+		b, err := NewBinary("corrupt", c, Options{PCCacheSize: -1})
+		if err != nil {
+			continue
+		}
+		for _, pc := range pcs {
+			b.Lookup(pc, false)
+		}
+		for f := range b.Funcs() {
+			_ = f
+		}
+	}
+}
+
+// TestLookupOutside checks addresses outside Go functions.
+func TestLookupOutside(t *testing.T) {
+	b, err := Open(corpusBinary(t, variants[0]), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pc := range []uint64{0, 1, b.text - 1, 1 << 62, ^uint64(0)} {
+		if _, err := b.Lookup(pc, false); !errors.Is(err, ErrNoFunc) {
+			t.Errorf("Lookup(%#x) = %v, want ErrNoFunc", pc, err)
+		}
+	}
+	if _, err := b.Lookup(0, true); !errors.Is(err, ErrNoFunc) {
+		t.Errorf("Lookup(0, true) = %v, want ErrNoFunc", err)
+	}
+}

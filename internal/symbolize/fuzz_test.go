@@ -1,0 +1,66 @@
+package symbolize
+
+import (
+	"encoding/binary"
+	"os"
+	"testing"
+)
+
+// exercise runs every reader of b over a bounded number of functions.
+func exercise(b *Binary) {
+	n := 0
+	for f := range b.Funcs() {
+		b.Lookup(f.Entry, false)
+		b.Lookup(f.End, true)
+		b.Lookup((f.Entry+f.End)/2, false)
+		if n++; n == 256 {
+			break
+		}
+	}
+	b.Func("main.main")
+	b.Info()
+}
+
+// FuzzNewBinary feeds arbitrary bytes as an executable.
+func FuzzNewBinary(f *testing.F) {
+	f.Add([]byte("\x7fELF"))
+	f.Add(synthELF(synthPclntab()))
+	p := synthPclntab()
+	binary.LittleEndian.PutUint32(p, magic118)
+	f.Add(synthELF(p))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		b, err := NewBinary("fuzz", data, Options{PCCacheSize: -1})
+		if err != nil {
+			return
+		}
+		exercise(b)
+	})
+}
+
+// FuzzPclntab overwrites bytes of the pclntab of a real binary (the corpus
+// program, built by the fuzz setup) at an offset and symbolizes.
+func FuzzPclntab(f *testing.F) {
+	good, err := os.ReadFile(corpusBinary(f, variants[0]))
+	if err != nil {
+		f.Fatal(err)
+	}
+	b0, err := NewBinary("corpus", good, Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	sect := b0.im.f.Section(".gopclntab")
+	f.Add(uint32(0), []byte{0xf0})
+	f.Add(uint32(8), []byte{0xff, 0xff})
+	f.Add(uint32(72), []byte{0, 0, 0, 0})
+	f.Add(uint32(sect.Size/2), []byte("\xff\xff\xff\xff\x80\x80\x80\x80"))
+	f.Fuzz(func(t *testing.T, off uint32, patch []byte) {
+		c := append([]byte(nil), good...)
+		at := sect.Offset + uint64(off)%sect.Size
+		copy(c[at:sect.Offset+sect.Size], patch)
+		b, err := NewBinary("fuzz", c, Options{PCCacheSize: -1})
+		if err != nil {
+			return
+		}
+		exercise(b)
+	})
+}

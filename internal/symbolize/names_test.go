@@ -1,0 +1,93 @@
+package symbolize
+
+import "testing"
+
+func TestSplitName(t *testing.T) {
+	tests := []struct {
+		name, pkg, typ, method string
+	}{
+		{"github.com/acme/shop/api.(*Users).Get", "github.com/acme/shop/api", "github.com/acme/shop/api.Users", "Get"},
+		{"github.com/acme/shop/api.Users.Count", "github.com/acme/shop/api", "github.com/acme/shop/api.Users", "Count"},
+		{"main.usersHandler", "main", "main", "usersHandler"},
+		{"main.main", "main", "main", "main"},
+		{"github.com/acme/shop/api.Routes.func1", "github.com/acme/shop/api", "github.com/acme/shop/api", "Routes.func1"},
+		{"github.com/acme/shop/api.Routes.func3.1", "github.com/acme/shop/api", "github.com/acme/shop/api", "Routes.func3.1"},
+		{"github.com/acme/shop/api.(*Users).Get.func1", "github.com/acme/shop/api", "github.com/acme/shop/api.Users", "Get.func1"},
+		{"github.com/acme/shop/api.(*Users).Get-fm", "github.com/acme/shop/api", "github.com/acme/shop/api.Users", "Get-fm"},
+		{"github.com/acme/shop/api.init.0", "github.com/acme/shop/api", "github.com/acme/shop/api", "init.0"},
+		{"github.com/acme/shop/api.init", "github.com/acme/shop/api", "github.com/acme/shop/api", "init"},
+		{"main.run.gowrap1", "main", "main", "run.gowrap1"},
+		{"main.run.deferwrap2", "main", "main", "run.deferwrap2"},
+		{"github.com/acme/shop/api.Map[go.shape.int,go.shape.string]", "github.com/acme/shop/api", "github.com/acme/shop/api", "Map[go.shape.int,go.shape.string]"},
+		{"github.com/acme/shop/api.(*List[go.shape.int]).Push", "github.com/acme/shop/api", "github.com/acme/shop/api.List[go.shape.int]", "Push"},
+		{"github.com/acme/shop/api.List[go.shape.string].Len", "github.com/acme/shop/api", "github.com/acme/shop/api.List[go.shape.string]", "Len"},
+		{"github.com/acme/shop/api.Map[github.com/acme/shop/store.Item,go.shape.int]", "github.com/acme/shop/api", "github.com/acme/shop/api", "Map[github.com/acme/shop/store.Item,go.shape.int]"},
+		{"gopkg.in/yaml%2ev3.(*parser).parse", "gopkg.in/yaml.v3", "gopkg.in/yaml.v3.parser", "parse"},
+		{"net/http.HandlerFunc.ServeHTTP", "net/http", "net/http.HandlerFunc", "ServeHTTP"},
+		{"runtime.goexit", "runtime", "runtime", "goexit"},
+		{"type:.eq.[2]interface {}", "", "", "type:.eq.[2]interface {}"},
+		{"go:buildid", "", "", "go:buildid"},
+		{"weird", "", "", "weird"},
+		{"", "", "", ""},
+	}
+	for _, tt := range tests {
+		pkg, typ, method := SplitName(tt.name)
+		if pkg != tt.pkg || typ != tt.typ || method != tt.method {
+			t.Errorf("SplitName(%q) = %q, %q, %q; want %q, %q, %q", tt.name, pkg, typ, method, tt.pkg, tt.typ, tt.method)
+		}
+	}
+}
+
+func TestIsUserPkg(t *testing.T) {
+	acme := classifier{mainModule: "github.com/acme/shop"}
+	withOpts := classifier{
+		mainModule: "github.com/acme/shop",
+		include:    []string{"github.com/acme/lib", "github.com/acme/shop/vendor/github.com/acme/fork"},
+		exclude:    []string{"github.com/acme/shop/gen"},
+	}
+	cmdLine := classifier{mainModule: "command-line-arguments"}
+	tests := []struct {
+		c    classifier
+		pkg  string
+		want bool
+	}{
+		{acme, "github.com/acme/shop", true},
+		{acme, "github.com/acme/shop/api", true},
+		{acme, "github.com/acme/shopping", false},
+		{acme, "main", true},
+		{acme, "runtime", false},
+		{acme, "net/http", false},
+		{acme, "github.com/gin-gonic/gin", false},
+		{acme, "github.com/DataDog/dd-trace-go/v2/ddtrace/tracer", false},
+		{acme, "golang.org/x/net/http2", false},
+		{acme, "github.com/acme/shop/vendor/github.com/gin-gonic/gin", false},
+		{acme, "github.com/acme/lib", false},
+		{acme, "", false},
+		{withOpts, "github.com/acme/lib/db", true},
+		{withOpts, "github.com/acme/shop/gen/pb", false},
+		{withOpts, "github.com/acme/shop/api", true},
+		{withOpts, "github.com/acme/shop/vendor/github.com/acme/fork/x", true},
+		{cmdLine, "main", true},
+		{cmdLine, "command-line-arguments", false},
+		{classifier{}, "main", true},
+		{classifier{}, "fmt", false},
+		{classifier{mainModule: "github.com/acme/shop", include: []string{"net/http"}}, "net/http", false},
+	}
+	for _, tt := range tests {
+		if got := tt.c.isUserPkg(tt.pkg); got != tt.want {
+			t.Errorf("%+v isUserPkg(%q) = %t, want %t", tt.c, tt.pkg, got, tt.want)
+		}
+	}
+}
+
+func FuzzSplitName(f *testing.F) {
+	for _, s := range []string{"a.(*B).C", "a/b.c[d.e/f].g", "(*", "x.(*y", "a.b.func1.2", "%2e.x", "p.(*T[a]).M-fm"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		pkg, typ, method := SplitName(name)
+		if len(method) > len(name) || len(pkg) > len(name) {
+			t.Fatalf("SplitName(%q) = %q, %q, %q: parts longer than the name", name, pkg, typ, method)
+		}
+	})
+}
