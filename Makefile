@@ -11,6 +11,11 @@ all: build
 build:
 	$(GO) build -o $(BIN) ./cmd/originagent
 
+# Build the agent and the example shop, then show the agent at work (root).
+demo: build
+	$(GO) build -o bin/shop ./examples/shop
+	$(BIN) demo --shop bin/shop
+
 # Regenerate the BPF objects and their Go bindings with the pinned clang.
 generate:
 	cd bpf && BPF_CLANG=$(CLANG) $(GO) generate ./...
@@ -30,8 +35,11 @@ test: vet check-generate
 test-short:
 	$(GO) test -short ./...
 
+# Benchmarks: the probes' overhead report (root), then the Go benchmarks of
+# the symbolizer and the proxy. Results go in the README with the machine.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	ORIGINAGENT_BENCH=1 $(GO) test -count=1 -run '^TestOverheadReport$$' -v ./internal/probes
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/symbolize ./internal/export
 
 clean:
 	rm -rf bin .demo

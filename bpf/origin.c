@@ -87,14 +87,19 @@ struct event {
 	__u64 stack[MAX_STACK]; // return addresses, innermost first
 };
 
-// Counters, per CPU, indexed by the STAT_* values.
-#define STAT_HITS 0
-#define STAT_NO_PROC 1
-#define STAT_NO_SPAN 2
-#define STAT_READ_ERR 3
-#define STAT_RINGBUF_FULL 4
-#define STAT_EMITTED 5
-#define STAT_MAX 6
+// Counters, per CPU, indexed by the STAT_* values. Every run ends in
+// exactly one of NO_PROC, RINGBUF_FULL, NO_SPAN or EMITTED, so their sum is
+// the number of hits; READ_ERR counts faults along the way.
+#define STAT_NO_PROC 0
+#define STAT_NO_SPAN 1
+#define STAT_READ_ERR 2
+#define STAT_RINGBUF_FULL 3
+#define STAT_EMITTED 4
+#define STAT_MAX 5
+
+struct stats {
+	__u64 n[STAT_MAX];
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -122,21 +127,26 @@ struct {
 	__type(value, struct span_layout);
 } span_types SEC(".maps");
 
+// One entry: a single lookup per run serves every counter.
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, STAT_MAX);
+	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, struct stats);
 } stats SEC(".maps");
+
+// Wake the reader only once this many bytes wait in the ring buffer: a
+// wakeup costs the probed thread more than the rest of the probe, and the
+// reader also polls on a short timer. Set by user space before loading.
+volatile const __u64 wakeup_bytes = 0;
 
 // Force the event type into BTF so bpf2go generates a Go struct for it.
 const struct event *unused_event __attribute__((unused));
 
-static __always_inline void count(__u32 idx)
+static __always_inline void count(struct stats *st, __u32 idx)
 {
-	__u64 *v = bpf_map_lookup_elem(&stats, &idx);
-	if (v)
-		*v += 1;
+	if (st && idx < STAT_MAX)
+		st->n[idx]++;
 }
 
 static __always_inline int read_u64(__u64 *dst, __u64 addr)
@@ -179,7 +189,7 @@ static __always_inline int read_span(struct event *e, __u64 addr,
 
 // find_span walks the context chain from the interface (tab, data).
 static __always_inline void find_span(struct event *e, const struct proc_cfg *pc,
-				      __u64 tab, __u64 data)
+				      struct stats *st, __u64 tab, __u64 data)
 {
 	struct type_key k = {.binary_id = pc->binary_id};
 
@@ -194,7 +204,7 @@ static __always_inline void find_span(struct event *e, const struct proc_cfg *pc
 		if (n->kind == NODE_SPAN_CTX) {
 			__u64 span = 0;
 			if (read_u64(&span, data + n->val_off)) {
-				count(STAT_READ_ERR);
+				count(st, STAT_READ_ERR);
 				return;
 			}
 			struct span_layout l = n->span;
@@ -203,7 +213,7 @@ static __always_inline void find_span(struct event *e, const struct proc_cfg *pc
 		} else if (n->kind == NODE_VALUE) {
 			__u64 val[2] = {};
 			if (bpf_probe_read_user(val, sizeof(val), (const void *)(data + n->val_off))) {
-				count(STAT_READ_ERR);
+				count(st, STAT_READ_ERR);
 				return;
 			}
 			if (val[0]) {
@@ -220,7 +230,7 @@ static __always_inline void find_span(struct event *e, const struct proc_cfg *pc
 		// which every known node keeps as its first field.
 		__u64 parent[2] = {};
 		if (bpf_probe_read_user(parent, sizeof(parent), (const void *)data)) {
-			count(STAT_READ_ERR);
+			count(st, STAT_READ_ERR);
 			return;
 		}
 		tab = parent[0];
@@ -231,19 +241,20 @@ static __always_inline void find_span(struct event *e, const struct proc_cfg *pc
 SEC("uprobe")
 int handler_entry(struct pt_regs *ctx)
 {
-	count(STAT_HITS);
+	__u32 zero = 0;
+	struct stats *st = bpf_map_lookup_elem(&stats, &zero);
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tgid = id >> 32;
 	struct proc_cfg *pc = bpf_map_lookup_elem(&procs, &tgid);
 	if (!pc) {
-		count(STAT_NO_PROC);
+		count(st, STAT_NO_PROC);
 		return 0;
 	}
 	struct proc_cfg cfg = *pc;
 
 	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
-		count(STAT_RINGBUF_FULL);
+		count(st, STAT_RINGBUF_FULL);
 		return 0;
 	}
 	__builtin_memset(e, 0, sizeof(*e));
@@ -264,10 +275,10 @@ int handler_entry(struct pt_regs *ctx)
 	__u64 req = ctx->rdi;
 	__u64 ctxi[2] = {};
 	if (req && bpf_probe_read_user(ctxi, sizeof(ctxi), (const void *)(req + cfg.req_ctx)) == 0)
-		find_span(e, &cfg, ctxi[0], ctxi[1]);
+		find_span(e, &cfg, st, ctxi[0], ctxi[1]);
 
 	if (!(e->flags & FLAG_HAS_SPAN)) {
-		count(STAT_NO_SPAN);
+		count(st, STAT_NO_SPAN);
 		bpf_ringbuf_discard(e, 0);
 		return 0;
 	}
@@ -294,8 +305,11 @@ int handler_entry(struct pt_regs *ctx)
 	if (e->nstack == MAX_STACK && fp)
 		e->flags |= FLAG_STACK_TRUNC;
 
-	count(STAT_EMITTED);
-	bpf_ringbuf_submit(e, 0);
+	count(st, STAT_EMITTED);
+	__u64 flags = BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
+		flags = BPF_RB_FORCE_WAKEUP;
+	bpf_ringbuf_submit(e, flags);
 	return 0;
 }
 

@@ -54,6 +54,11 @@ type OriginSpanLayout struct {
 	Trace128 uint16
 }
 
+type OriginStats struct {
+	_ structs.HostLayout
+	N [5]uint64
+}
+
 type OriginTypeKey struct {
 	_        structs.HostLayout
 	BinaryId uint32
@@ -73,6 +78,7 @@ const (
 	OriginProgEmptyEntry   = "empty_entry"
 	OriginProgHandlerEntry = "handler_entry"
 	OriginVarUnusedEvent   = "unused_event"
+	OriginVarWakeupBytes   = "wakeup_bytes"
 )
 
 // LoadOrigin returns the embedded CollectionSpec for Origin.
@@ -137,6 +143,7 @@ type OriginMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type OriginVariableSpecs struct {
 	UnusedEvent *ebpf.VariableSpec `ebpf:"unused_event"`
+	WakeupBytes *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // OriginObjects contains all objects after they have been loaded into the kernel.
@@ -181,6 +188,7 @@ func (m *OriginMaps) Close() error {
 // It can be passed to LoadOriginObjects or ebpf.CollectionSpec.LoadAndAssign.
 type OriginVariables struct {
 	UnusedEvent *ebpf.Variable `ebpf:"unused_event"`
+	WakeupBytes *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // OriginPrograms contains all programs after they have been loaded into the kernel.

@@ -64,7 +64,17 @@ static __always_inline void emit(__u32 type, __u32 tgid)
 		.pid = tgid,
 	};
 
-	if (bpf_ringbuf_output(&procevents, &ev, sizeof(ev), 0) == 0)
+	// Waking the reader for each event costs a self-IPI, measured at about
+	// 13 us per program run in a VM against 0.9 us for the rest of the
+	// program; exec and exit are system-wide, so the reader polls instead
+	// (every 50 ms) and is woken only when a burst has filled a quarter of
+	// the ring.
+	__u64 flags = BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_query(&procevents, BPF_RB_AVAIL_DATA) >=
+	    bpf_ringbuf_query(&procevents, BPF_RB_RING_SIZE) / 4)
+		flags = BPF_RB_FORCE_WAKEUP;
+
+	if (bpf_ringbuf_output(&procevents, &ev, sizeof(ev), flags) == 0)
 		return;
 
 	__u32 zero = 0;
@@ -86,7 +96,8 @@ int procevents_exec(void *ctx)
 }
 
 // sched_process_exit fires for every exiting thread; only the leader's exit
-// stands for the process.
+// stands for the process. (A leader that calls pthread_exit before the other
+// threads is reported early; the Go runtime never does that.)
 SEC("raw_tracepoint/sched_process_exit")
 int procevents_exit(void *ctx)
 {

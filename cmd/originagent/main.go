@@ -13,7 +13,7 @@ func main() {
 		Short:        "Code Origin for Spans for Go, with zero code changes",
 		SilenceUsage: true,
 	}
-	root.AddCommand(newSymbolizeCmd(), newInspectCmd())
+	root.AddCommand(newRunCmd(), newDemoCmd(), newStatusCmd(), newSymbolizeCmd(), newInspectCmd())
 	if err := root.Execute(); err != nil {
 		os.Exit(1)
 	}

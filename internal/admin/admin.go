@@ -46,12 +46,16 @@ type Server struct {
 }
 
 // New returns a server that will listen on addr. It registers the Go and
-// process collectors on reg unless they are already registered. status is
+// process collectors on reg unless they are already registered; a nil reg
+// means a new registry holding only those. status is
 // called for each /status request and may be nil. The server starts not
 // ready, with reason "starting".
 func New(addr string, reg *prometheus.Registry, status func() Status, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if reg == nil {
+		reg = prometheus.NewRegistry()
 	}
 	s := &Server{
 		addr:    addr,

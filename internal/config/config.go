@@ -40,8 +40,10 @@ func EnvName(prefix, name string) string {
 // from PersistentPreRunE; flags it sets count as changed, so cobra's
 // required-flag check accepts them.
 //
-// Empty environment variables count as unset. Slice flags take YAML lists
-// or comma-separated values. A key of the file that names no flag, a value
+// An environment variable set to the empty string counts as set: it gives
+// a string flag the empty value (which turns off flags such as
+// --select-env) and a slice flag the empty list. Slice flags take YAML
+// lists or comma-separated values. A key of the file that names no flag, a value
 // a flag rejects, or an unreadable file is an error naming the key, flag
 // and source.
 func Bind(cmd *cobra.Command, envPrefix, file string) error {
@@ -89,7 +91,7 @@ func bind(fs *pflag.FlagSet, envPrefix, file string, data []byte) error {
 			return
 		}
 		env := EnvName(envPrefix, f.Name)
-		if v, ok := os.LookupEnv(env); ok && v != "" {
+		if v, ok := os.LookupEnv(env); ok {
 			if err := setFromString(f, v); err != nil {
 				errs = append(errs, fmt.Errorf("invalid value %q for flag --%s from environment variable %s: %w", v, f.Name, env, err))
 				return
@@ -218,6 +220,9 @@ func setFromNode(f *pflag.Flag, n *yaml.Node) error {
 // splitList splits comma-separated values as pflag's slice flags do
 // (CSV, so a quoted item may contain a comma).
 func splitList(v string) ([]string, error) {
+	if strings.TrimSpace(v) == "" {
+		return []string{}, nil
+	}
 	r := csv.NewReader(strings.NewReader(v))
 	r.TrimLeadingSpace = true
 	items, err := r.Read()

@@ -93,8 +93,24 @@ func TestBind(t *testing.T) {
 			want: func(v *values) { v.LogLevel = "warn" },
 		},
 		{
-			name: "empty env is unset", file: "port: 9000\n", env: map[string]string{"ORIGINAGENT_PORT": ""},
-			want: func(v *values) { v.Port = 9000 },
+			name: "empty env sets the empty string", file: "listen-unix: /x\n", env: map[string]string{"ORIGINAGENT_LISTEN_UNIX": ""},
+			want: func(v *values) { v.ListenUnix = "" },
+		},
+		{
+			name: "empty env empties a slice", env: map[string]string{"ORIGINAGENT_FRAMEWORKS": ""},
+			want: func(v *values) { v.Frameworks = []string{} },
+		},
+		{
+			name: "empty env for an int", file: "port: 9000\n", env: map[string]string{"ORIGINAGENT_PORT": ""},
+			wantErr: []string{`invalid value "" for flag --port from environment variable ORIGINAGENT_PORT`},
+		},
+		{
+			name: "quoted comma in env slice", env: map[string]string{"ORIGINAGENT_FRAMEWORKS": `a,"b,c"`},
+			want: func(v *values) { v.Frameworks = []string{"a", "b,c"} },
+		},
+		{
+			name: "bad env slice", env: map[string]string{"ORIGINAGENT_FRAMEWORKS": `a,"b`},
+			wantErr: []string{"--frameworks", "ORIGINAGENT_FRAMEWORKS"},
 		},
 		{
 			name: "env slice is comma-separated", env: map[string]string{"ORIGINAGENT_FRAMEWORKS": "net/http, gin,echo"},

@@ -206,8 +206,9 @@ func (s *Service) Stop() error {
 		select {
 		case <-s.done:
 			if s.err == nil {
-				s.err = errors.New("exited before being stopped")
+				s.err = errors.New("exited with status 0 before being stopped")
 			}
+			s.err = fmt.Errorf("%w (before being stopped)\nstderr:\n%s", s.err, s.stderr)
 			return
 		default:
 		}

@@ -2,6 +2,7 @@ package e2eservices
 
 import (
 	"context"
+	"debug/elf"
 	"fmt"
 	"os"
 	"regexp"
@@ -21,10 +22,24 @@ func TestServices(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds two traced services (about a minute each uncached)")
 	}
-	for _, name := range []Name{NetHTTPV2, NetHTTPV1} {
-		t.Run(string(name), func(t *testing.T) {
+	variants := []struct {
+		name  Name
+		label string
+		flags []string
+	}{
+		{NetHTTPV2, "", nil},
+		{NetHTTPV1, "", nil},
+		// The truth comes from pclntab, which stripping keeps.
+		{NetHTTPV2, "/stripped", []string{"-ldflags=-s -w"}},
+	}
+	for _, v := range variants {
+		name := v.name
+		t.Run(string(name)+v.label, func(t *testing.T) {
 			agent := NewAgent(t)
-			bin := Build(t, name)
+			bin := Build(t, name, v.flags...)
+			if v.label == "/stripped" {
+				requireStripped(t, bin)
+			}
 			svc := Start(t, bin,
 				"DD_TRACE_AGENT_URL="+agent.URL,
 				"DD_SERVICE=e2e-"+string(name),
@@ -93,5 +108,17 @@ func checkTruth(t *testing.T, r Route, tr Truth) {
 		if tr.Line < 1 || tr.Line > len(lines) || !strings.Contains(lines[tr.Line-1], "func") {
 			t.Errorf("%s: line %d of %s is not a func declaration", r.Path, tr.Line, tr.File)
 		}
+	}
+}
+
+func requireStripped(t *testing.T, bin string) {
+	t.Helper()
+	f, err := elf.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if f.Section(".symtab") != nil || f.Section(".debug_info") != nil {
+		t.Fatalf("%s still has .symtab or DWARF", bin)
 	}
 }

@@ -89,7 +89,8 @@ var agentStub = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 //
 //   - direct: tracer -> Agent, no proxy;
 //   - plain: tracer -> httputil.ReverseProxy (byte-for-byte) -> Agent;
-//   - originagent: tracer -> Proxy, which tags 110 spans -> Agent.
+//   - originagent: tracer -> Proxy, which tags 110 spans -> Agent;
+//   - originagent idle: the same with no record waiting (buffering only).
 //
 // The process's CPU time (getrusage) around each request is charged to its
 // path; a proxy's own cost is its path minus direct. Reported: CPU and wall
@@ -114,9 +115,17 @@ func BenchmarkProxy(b *testing.B) {
 			putBenchRecords(ts, px.Put)
 			oa := httptest.NewServer(px.Handler())
 			defer oa.Close()
+			// The same proxy with no record waiting: buffering and
+			// forwarding without walking the payload.
+			idle, err := NewProxy(Config{Upstream: agent.URL}, nil, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			oaIdle := httptest.NewServer(idle.Handler())
+			defer oaIdle.Close()
 			client := &http.Client{Transport: &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 16}}
-			paths := []string{agent.URL, plain.URL, oa.URL}
-			var cpu, wall [3]time.Duration
+			paths := []string{agent.URL, plain.URL, oa.URL, oaIdle.URL}
+			var cpu, wall [4]time.Duration
 			send := func(i int) {
 				req, _ := http.NewRequest(http.MethodPut, paths[i]+enc.path, bytes.NewReader(body))
 				req.Header.Set("Content-Type", "application/msgpack")
@@ -134,13 +143,13 @@ func BenchmarkProxy(b *testing.B) {
 					b.Fatalf("status %d", resp.StatusCode)
 				}
 			}
-			for i := range 3 { // warm connections and pools
+			for i := range paths { // warm connections and pools
 				send(i)
 			}
-			cpu, wall = [3]time.Duration{}, [3]time.Duration{}
+			cpu, wall = [4]time.Duration{}, [4]time.Duration{}
 			tagged0 := px.Stats().SpansTagged
 			for b.Loop() {
-				for i := range 3 {
+				for i := range paths {
 					send(i)
 				}
 			}
@@ -152,6 +161,7 @@ func BenchmarkProxy(b *testing.B) {
 			b.ReportMetric(us(cpu[0]), "direct-cpu-us/payload")
 			b.ReportMetric(us(cpu[1]), "plain-cpu-us/payload")
 			b.ReportMetric(us(cpu[2]), "oa-cpu-us/payload")
+			b.ReportMetric(us(cpu[3]), "oa-idle-cpu-us/payload")
 			b.ReportMetric(us(wall[1]-wall[0]), "plain-added-us/payload")
 			b.ReportMetric(us(wall[2]-wall[0]), "oa-added-us/payload")
 			b.ReportMetric(float64(cpu[2]-cpu[0])/float64(cpu[1]-cpu[0]), "cpu-ratio")

@@ -35,8 +35,9 @@ const (
 	// DefaultStoreSize holds 60 s of records at 10k requests/s.
 	DefaultStoreSize = 10_000 * 60
 	// DefaultMaxInFlight bounds the trace payloads buffered at once, which
-	// bounds the proxy's memory under a burst: further payloads wait.
-	DefaultMaxInFlight = 64
+	// bounds the proxy's memory under a burst (at worst MaxInFlight x 2 x
+	// MaxBody; a typical payload is well under 1 MB): further payloads wait.
+	DefaultMaxInFlight = 32
 	// DefaultUpstreamTimeout bounds the wait for the upstream's response
 	// headers; the tracer's own timeout (10 s in dd-trace-go) is usually shorter.
 	DefaultUpstreamTimeout = 30 * time.Second

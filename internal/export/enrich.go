@@ -2,6 +2,7 @@ package export
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -14,14 +15,14 @@ import (
 
 // Why a hand-written walker for v0.4 and v0.5 instead of decoding into the
 // Agent's pb.Traces and re-encoding: the walker reads only the handful of
-// fields matching needs (IDs, service, meta position), skips the rest with
-// msgp.Skip, and splices the new tags into the original bytes. Every byte it
+// fields matching needs (IDs, service, meta position), skips the rest (see
+// skipMsgp), and splices the new tags into the original bytes. Every byte it
 // does not change reaches the Agent as the tracer wrote it (including fields
 // pb.Span does not know), and it costs a fraction of a decode/encode round
 // trip (see BenchmarkProxy). The Agent's own decoders check its output in the
-// tests and the fuzz target. v1.0 payloads, whose streaming string table makes
-// splicing impossible without renumbering every later string reference, are
-// re-encoded with the Agent's idx package, and only when a span matches.
+// tests and the fuzz target. v1.0 payloads get the same treatment, except
+// that string references after an inserted string are renumbered (see
+// v1Walker).
 
 // errMalformed wraps every payload the walker cannot follow.
 var errMalformed = errors.New("malformed payload")
@@ -62,8 +63,12 @@ type encState struct {
 	newList []string
 	edits   []edit
 	extra   []byte
-	tagged  int
-	changed bool
+	// v1.0
+	v1       v1Walker
+	v1origin []bool // span already has _dd.code_origin.type
+	v1attrs  []bool // span has an attributes field
+	tagged   int
+	changed  bool
 }
 
 func (st *encState) reset() {
@@ -79,6 +84,8 @@ func (st *encState) reset() {
 // startChunk sizes the per-chunk slices for n spans.
 func (st *encState) startChunk(n int) {
 	st.spans = st.spans[:0]
+	st.v1origin = st.v1origin[:0]
+	st.v1attrs = st.v1attrs[:0]
 	st.v04 = st.v04[:0]
 	st.v05 = st.v05[:0]
 	st.ids = slices.Grow(st.ids[:0], n)
@@ -202,6 +209,9 @@ func tagValues(t *tagSet) [5]string {
 // signed encodings are accepted (some tracers have no unsigned types) and nil
 // is zero.
 func readUint64(b []byte) (uint64, []byte, error) {
+	if len(b) >= 9 && b[0] == 0xcf { // uint64: random IDs almost always
+		return binary.BigEndian.Uint64(b[1:]), b[9:], nil
+	}
 	switch msgp.NextType(b) {
 	case msgp.UintType:
 		return msgp.ReadUint64Bytes(b)

@@ -87,9 +87,19 @@ func TestEnrich(t *testing.T) {
 				map[[2]int]int{{1, 0}: 0, {2, 3}: 1, {2, 0}: 1}
 		}},
 		{name: "span without meta", setup: func(ts pb.Traces) ([]origin.Record, map[[2]int]int) {
-			ts[0][2].Meta = nil
+			ts[0][2].Meta, ts[0][2].Metrics = nil, nil
 			return []origin.Record{rec(ts, 0, 2, 1, "Get")}, map[[2]int]int{{0, 2}: 0, {0, 0}: 0}
-		}, only: func(e encoding) bool { return e.v == v04 }},
+		}},
+		{name: "tag strings reappear later", setup: func(ts pb.Traces) ([]origin.Record, map[[2]int]int) {
+			// Strings the tags introduce show up again in later chunks: in
+			// v1.0 the later inline copies must resolve to the new entries.
+			r := rec(ts, 0, 0, 1, "Get")
+			ts[1][0].Meta["note"] = "entry"
+			ts[1][1].Meta[origin.TagFrameMethod] = "Get"
+			ts[2][3].Meta["path"] = r.Frames[0].File
+			ts[2][3].Meta["zz.after"] = "a string first seen after the insertion"
+			return []origin.Record{r}, map[[2]int]int{{0, 0}: 0}
+		}},
 		{name: "records of other traces", setup: func(ts pb.Traces) ([]origin.Record, map[[2]int]int) {
 			return []origin.Record{testRecord(origin.TraceID{High: 1, Low: ts[0][0].TraceID + 1}, ts[0][0].SpanID, 1, "X")}, nil
 		}},

@@ -38,7 +38,7 @@ func (st *encState) enrichV04(body []byte, s *store) error {
 			sp.hdrEnd = off()
 			for range sp.fields {
 				var key []byte
-				key, p, err = msgp.ReadMapKeyZC(p)
+				key, p, err = readKey(p)
 				if err != nil {
 					return malformed("span key: %v", err)
 				}
@@ -57,10 +57,10 @@ func (st *encState) enrichV04(body []byte, s *store) error {
 					cs.service, p, err = readStr(p)
 				case "meta":
 					sp.metaStart = off()
-					p, err = msgp.Skip(p)
+					p, err = skipMsgp(p)
 					sp.metaEnd = off()
 				default:
-					p, err = msgp.Skip(p)
+					p, err = skipMsgp(p)
 				}
 				if err != nil {
 					return malformed("span field %q: %v", key, err)
@@ -111,7 +111,7 @@ func (st *encState) v04TID(body []byte) (uint64, bool) {
 				break
 			}
 			if string(k) != tidKey {
-				if p, err = msgp.Skip(p); err != nil {
+				if p, err = skipMsgp(p); err != nil {
 					break
 				}
 				continue
@@ -167,7 +167,7 @@ func (st *encState) tagV04(body []byte, sp v04Span, ts *tagSet) error {
 			if string(k) == tagKeys[0] {
 				return nil
 			}
-			if p, err = msgp.Skip(p); err != nil {
+			if p, err = skipMsgp(p); err != nil {
 				return malformed("meta value: %v", err)
 			}
 		}

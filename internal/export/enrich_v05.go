@@ -93,10 +93,10 @@ func (st *encState) enrichV05(body []byte, s *store) error {
 					cs.parent, p, err = readUint64(p)
 				case 9:
 					sp.metaStart = off()
-					p, err = msgp.Skip(p)
+					p, err = skipMsgp(p)
 					sp.metaEnd = off()
 				default:
-					p, err = msgp.Skip(p)
+					p, err = skipMsgp(p)
 				}
 				if err != nil {
 					return malformed("v0.5 span element %d: %v", f, err)

@@ -21,11 +21,14 @@ import (
 type memAgent struct{ body []byte }
 
 func (m *memAgent) RoundTrip(r *http.Request) (*http.Response, error) {
-	b, err := io.ReadAll(r.Body)
-	if err != nil {
-		return nil, err
+	m.body = []byte{}
+	if r.Body != nil { // nil for an empty body
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			return nil, err
+		}
+		m.body = b
 	}
-	m.body = b
 	return &http.Response{
 		StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {"application/json"}},
 		Body: io.NopCloser(bytes.NewReader([]byte(`{"rate_by_service":{}}`))), Request: r,

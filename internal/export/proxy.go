@@ -429,6 +429,9 @@ func (p *Proxy) serveTraces(w http.ResponseWriter, r *http.Request, ep string, v
 // enrich returns body with code origin tags added into dst, or nil when no
 // span of body had a record.
 func (p *Proxy) enrich(v version, dst, body []byte) (out []byte, tagged int, err error) {
+	// Records past their TTL must not match, even when Serve's ticker is
+	// not running (Handler mounted elsewhere).
+	p.store.expire()
 	st := p.states.Get().(*encState)
 	defer p.states.Put(st)
 	st.reset()
@@ -446,10 +449,6 @@ func (p *Proxy) enrich(v version, dst, body []byte) (out []byte, tagged int, err
 	case v05:
 		err = st.enrichV05(body, p.store)
 	case v1:
-		var ok bool
-		if ok, err = st.v1Matches(body, p.store); err != nil || !ok {
-			return nil, 0, err
-		}
 		out, err = st.enrichV1(dst, body, p.store)
 		if err != nil || out == nil {
 			return nil, 0, err

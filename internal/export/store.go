@@ -58,6 +58,7 @@ type match struct {
 type store struct {
 	mu       sync.Mutex
 	ttl      time.Duration
+	max      int // capacity: the ring grows up to max slots
 	ring     []slot
 	head, n  int
 	index    map[storeKey]int
@@ -72,10 +73,15 @@ type store struct {
 // only costs sharing.
 const maxInterned = 1 << 14
 
+// initialSlots is the ring's starting size: the default capacity (600k
+// records, ~34 MB of slots) is only allocated when the load needs it.
+const initialSlots = 1024
+
 func newStore(size int, ttl time.Duration, m *metrics, now func() time.Time) *store {
 	return &store{
 		ttl:      ttl,
-		ring:     make([]slot, size),
+		max:      size,
+		ring:     make([]slot, min(size, initialSlots)),
 		index:    make(map[storeKey]int),
 		traces:   make(map[uint64]int),
 		interned: make(map[tagSet]*tagSet),
@@ -107,7 +113,11 @@ func (s *store) put(r origin.Record) {
 		return
 	}
 	if s.n == len(s.ring) {
-		s.popLocked(true)
+		if len(s.ring) < s.max {
+			s.growLocked()
+		} else {
+			s.popLocked(true)
+		}
 	}
 	i := (s.head + s.n) % len(s.ring)
 	s.ring[i] = slot{
@@ -123,6 +133,20 @@ func (s *store) put(r origin.Record) {
 	s.traces[key.traceLow]++
 	s.live.Add(1)
 	s.m.recordsStored.Set(float64(s.live.Load()))
+}
+
+// growLocked doubles the ring (up to max), moving the slots in FIFO order to
+// its start and re-pointing the index.
+func (s *store) growLocked() {
+	ring := make([]slot, min(2*len(s.ring), s.max))
+	for i := range s.n {
+		sl := s.ring[(s.head+i)%len(s.ring)]
+		ring[i] = sl
+		if sl.live {
+			s.index[sl.key] = i
+		}
+	}
+	s.ring, s.head = ring, 0
 }
 
 func (s *store) internLocked(ts tagSet) *tagSet {

@@ -143,3 +143,54 @@ func TestMetricsRegistered(t *testing.T) {
 		}
 	}
 }
+
+// TestStoreGrows checks that the ring grows from its initial size to the
+// configured capacity, keeping FIFO order and the index right.
+func TestStoreGrows(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	m, _ := newMetrics(nil)
+	const size = 3*initialSlots + 5
+	s := newStore(size, time.Minute, m, clk.now)
+	tid := origin.TraceID{High: 1, Low: 2}
+	for i := range uint64(size + 10) {
+		clk.t = clk.t.Add(time.Millisecond)
+		s.put(testRecord(tid, i+1, 1, "M"))
+		if i == 10 {
+			// A matched record in the middle must keep its place.
+			s.lookupChunk(tid.Low, tid.High, true, []uint64{5}, make([]match, 1))
+		}
+	}
+	if len(s.ring) != size || s.len() != size {
+		t.Fatalf("ring %d, live %d, want %d", len(s.ring), s.len(), size)
+	}
+	out := make([]match, 1)
+	for i := range uint64(size + 10) {
+		out[0] = match{}
+		s.lookupChunk(tid.Low, tid.High, true, []uint64{i + 1}, out)
+		if want := i >= 10; (out[0].tags != nil) != want {
+			t.Fatalf("span %d present=%v, want %v (oldest 10 evicted)", i+1, out[0].tags != nil, want)
+		}
+	}
+	// Nine unmatched records were evicted; span 5 was matched.
+	if got := testutil.ToFloat64(m.recordsEvicted); got != 9 {
+		t.Errorf("evicted = %v, want 9", got)
+	}
+}
+
+// TestExpiredRecordsDoNotMatch checks that enrichment ignores records past
+// their TTL even when nothing else expires the store.
+func TestExpiredRecordsDoNotMatch(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1000, 0)}
+	s := newTestStore(t, 10, time.Second, clk.now)
+	ts := genTraces(rand.New(rand.NewPCG(13, 14)), 1, 4)
+	s.put(testRecord(traceIDOf(ts[0]), ts[0][0].SpanID, 1, "Get"))
+	clk.t = clk.t.Add(2 * time.Second)
+	p := &Proxy{store: s}
+	p.states.New = func() any { return new(encState) }
+	if out, n, err := p.enrich(v04, nil, encodeV04(ts, metaMap)); out != nil || n != 0 || err != nil {
+		t.Errorf("expired record matched: out=%v n=%d err=%v", out != nil, n, err)
+	}
+	if got := testutil.ToFloat64(s.m.recordsUnmatched); got != 1 {
+		t.Errorf("unmatched = %v, want 1", got)
+	}
+}

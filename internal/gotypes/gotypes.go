@@ -131,13 +131,14 @@ type Binary struct {
 	// ("go1.26.8"), empty if the build info is missing.
 	goVersion string
 
-	m      *memory
-	md     *moduledata
-	mdErr  error
-	rt     *rtypes
-	index  map[string][]uint64 // canonical name -> descriptor addresses
-	walked bool
-	walkN  int // descriptors that failed to decode during the walk
+	m        *memory
+	md       *moduledata
+	mdErr    error
+	rt       *rtypes
+	index    map[string][]uint64 // canonical name -> descriptor addresses
+	walked   bool
+	indexErr error
+	walkN    int // descriptors that failed to decode during the walk
 
 	rtConv map[uint64]*Type
 
@@ -225,11 +226,12 @@ func (b *Binary) buildIndex() error {
 		return fmt.Errorf("%w: %v", ErrNoRuntimeTypes, b.mdErr)
 	}
 	if b.walked {
-		return nil
+		return b.indexErr
 	}
 	b.walked = true
 	b.index = make(map[string][]uint64)
 	rs := b.rt
+	rs.resetBudget()
 	queue := rs.roots()
 	seen := make(map[uint64]bool, len(queue)*4)
 	var kids []uint64
@@ -252,6 +254,11 @@ func (b *Binary) buildIndex() error {
 			b.index[name] = append(b.index[name], a)
 		}
 		kids, err = rs.children(r, kids[:0])
+		if errors.Is(err, errBudget) {
+			b.index = nil
+			b.indexErr = fmt.Errorf("walk type graph: %w", err)
+			return b.indexErr
+		}
 		if err != nil {
 			b.walkN++
 		}
@@ -325,6 +332,7 @@ func (b *Binary) typeLocked(name string) (*Type, error) {
 		}
 		return nil, fmt.Errorf("type %q: %w", name, ErrNotFound)
 	}
+	b.rt.resetBudget()
 	t, err := b.rtType(addr, 0)
 	if err != nil {
 		return nil, fmt.Errorf("type %q: %w", name, err)
@@ -341,6 +349,7 @@ func (b *Binary) RuntimeType(addr uint64) (*Type, error) {
 	if b.rt == nil {
 		return nil, fmt.Errorf("type at %#x: %w: %v", addr, ErrNoRuntimeTypes, b.mdErr)
 	}
+	b.rt.resetBudget()
 	return b.rtType(addr, 0)
 }
 
@@ -453,6 +462,7 @@ func (b *Binary) Methods(typeName string) ([]Method, error) {
 		return nil, fmt.Errorf("methods of %q: %w", typeName, ErrNotFound)
 	}
 	rs := b.rt
+	rs.resetBudget()
 	r, err := rs.header(addrs[0])
 	if err != nil {
 		return nil, fmt.Errorf("methods of %q: %w", typeName, err)
@@ -500,6 +510,7 @@ func (b *Binary) Itabs() ([]Itab, error) {
 		return nil, fmt.Errorf("itabs: %w: %v", ErrNoRuntimeTypes, b.mdErr)
 	}
 	rs := b.rt
+	rs.resetBudget()
 	md := b.md
 	out := make([]Itab, 0, md.itablinks.len)
 	for i := uint64(0); i < md.itablinks.len; i++ {

@@ -2,6 +2,7 @@ package gotypes
 
 import (
 	"context"
+	"debug/elf"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -77,9 +78,15 @@ func (c *corpus) build(t testing.TB, prog string, v variant) string {
 	r.once.Do(func() {
 		out := filepath.Join(c.dir, key)
 		args := append([]string{"build", "-o", out}, v.args...)
-		args = append(args, "./testdata/gotypes/"+prog)
+		root := filepath.Join("..", "..")
+		dir, pkg := root, "./testdata/gotypes/"+prog
+		if _, err := os.Stat(filepath.Join(root, "testdata", "gotypes", prog, "go.mod")); err == nil {
+			// A program with its own module (dd-trace-go v1).
+			dir, pkg = filepath.Join(root, "testdata", "gotypes", prog), "."
+		}
+		args = append(args, pkg)
 		cmd := exec.Command("go", args...)
-		cmd.Dir = filepath.Join("..", "..")
+		cmd.Dir = dir
 		if b, err := cmd.CombinedOutput(); err != nil {
 			r.err = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, b)
 			return
@@ -202,6 +209,19 @@ var programs = []struct {
 		},
 		mustItab: [][2]string{
 			{"context.Context", "*github.com/DataDog/dd-trace-go/v2/ddtrace/tracer.spanCtx"},
+			{"context.Context", "*context.valueCtx"},
+		},
+	},
+	{
+		name: "ddtrace-v1",
+		args: func(t testing.TB) []string { return []string{closedLoopbackAddr(t)} },
+		mustField: [][2]string{
+			{"gopkg.in/DataDog/dd-trace-go.v1/ddtrace/tracer.span", "SpanID"},
+			{"gopkg.in/DataDog/dd-trace-go.v1/ddtrace/tracer.span", "TraceID"},
+			{"gopkg.in/DataDog/dd-trace-go.v1/ddtrace/tracer.span", "context"},
+			{"gopkg.in/DataDog/dd-trace-go.v1/ddtrace/tracer.spanContext", "traceID"},
+		},
+		mustItab: [][2]string{
 			{"context.Context", "*context.valueCtx"},
 		},
 	},
@@ -388,6 +408,76 @@ func TestStrippedMatchesDWARF(t *testing.T) {
 				t.Errorf("compared only %d struct types", compared)
 			}
 			t.Logf("compared %d struct types of %d runtime types", compared, len(names))
+		})
+	}
+}
+
+// TestHandlerItab checks what the probe engine does with net/http.Handler
+// itabs: Fun[0] is the ServeHTTP to probe. The truth is the symbol table of
+// the variants that keep one, and the method table of the receiver type.
+func TestHandlerItab(t *testing.T) {
+	for _, v := range variants {
+		t.Run(v.name, func(t *testing.T) {
+			t.Parallel()
+			path := testCorpus.build(t, "basic", v)
+			b, err := Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			itabs, err := b.Itabs()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var h *Itab
+			for i := range itabs {
+				if itabs[i].Interface == "net/http.Handler" && itabs[i].Type == "*main.handler" {
+					h = &itabs[i]
+				}
+			}
+			if h == nil || len(h.Fun) != 1 {
+				t.Fatalf("no (net/http.Handler, *main.handler) itab with one method: %+v", h)
+			}
+			ms, err := b.Methods("*main.handler")
+			if err != nil {
+				t.Fatal(err)
+			}
+			i := slices.IndexFunc(ms, func(m Method) bool { return m.Name == "ServeHTTP" })
+			if i < 0 {
+				t.Fatalf("Methods(*main.handler) = %+v: no ServeHTTP", ms)
+			}
+			m := ms[i]
+			if m.Ifn != h.Fun[0] || m.Tfn != h.Fun[0] {
+				t.Errorf("ServeHTTP Ifn %#x Tfn %#x, itab Fun[0] %#x", m.Ifn, m.Tfn, h.Fun[0])
+			}
+			var in []string
+			if m.Type != nil {
+				for _, p := range m.Type.In {
+					in = append(in, p.Name)
+				}
+			}
+			if want := []string{"net/http.ResponseWriter", "*net/http.Request"}; !slices.Equal(in, want) {
+				t.Errorf("ServeHTTP parameters %q, want %q", in, want)
+			}
+			f, err := elf.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			syms, err := f.Symbols()
+			if errors.Is(err, elf.ErrNoSymbols) {
+				return // stripped: the method table above is the check
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			j := slices.IndexFunc(syms, func(s elf.Symbol) bool { return s.Name == "main.(*handler).ServeHTTP" })
+			if j < 0 {
+				t.Fatal("no symbol main.(*handler).ServeHTTP")
+			}
+			if syms[j].Value != h.Fun[0] {
+				t.Errorf("itab Fun[0] = %#x, symbol main.(*handler).ServeHTTP = %#x", h.Fun[0], syms[j].Value)
+			}
 		})
 	}
 }

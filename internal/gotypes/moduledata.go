@@ -69,14 +69,18 @@ func findModuledata(f *elf.File, m *memory, goVersion string) (*moduledata, erro
 	if len(pclns) == 0 {
 		return nil, errors.New("no .gopclntab found: not a Go binary or an unsupported layout")
 	}
-	var lastErr error
+	// Report why the layout of the binary's Go version (tried first) did
+	// not fit the first candidate: the most useful of the errors.
+	var firstErr error
 	try := func(addr uint64) *moduledata {
 		for _, l := range orderLayouts(goVersion) {
 			md, err := readModuledata(m, addr, l, pclns)
 			if err == nil {
 				return md
 			}
-			lastErr = err
+			if firstErr == nil {
+				firstErr = err
+			}
 		}
 		return nil
 	}
@@ -122,10 +126,10 @@ func findModuledata(f *elf.File, m *memory, goVersion string) (*moduledata, erro
 			}
 		}
 	}
-	if lastErr == nil {
-		lastErr = errors.New("no candidate found")
+	if firstErr == nil {
+		firstErr = errors.New("no candidate found")
 	}
-	return nil, fmt.Errorf("locate runtime.firstmoduledata: %w", lastErr)
+	return nil, fmt.Errorf("locate runtime.firstmoduledata: %w", firstErr)
 }
 
 // orderLayouts puts the layout matching the binary's Go version first.

@@ -68,6 +68,29 @@ type rtypes struct {
 	byAddr   map[uint64]*rtype
 	names    map[uint64]string // canonical names
 	strCache map[uint64]string // decoded abi.Name by address
+
+	// budget bounds the array entries (fields, methods, parameters) one
+	// top-level operation may decode. In a real binary every array lives
+	// in its type's symbol, so their total is bounded by the size of the
+	// types section; corrupt input with overlapping arrays is not, and
+	// would otherwise cost quadratic time and memory.
+	budget int64
+}
+
+// errBudget reports a type graph larger than its section can hold.
+var errBudget = errors.New("type data too large for the types section (corrupt?)")
+
+// resetBudget starts a top-level operation.
+func (rs *rtypes) resetBudget() {
+	rs.budget = int64((rs.md.etypes-rs.md.types)/4) + 1<<16
+}
+
+func (rs *rtypes) spend(n uint64) error {
+	rs.budget -= int64(n)
+	if rs.budget < 0 {
+		return errBudget
+	}
+	return nil
 }
 
 func newRtypes(m *memory, md *moduledata, goVersion string) *rtypes {
@@ -416,6 +439,14 @@ func (rs *rtypes) sliceHeader(addr uint64, max uint64) (uint64, uint64, error) {
 	if n > max {
 		return 0, 0, fmt.Errorf("slice at %#x: length %d: %w", addr, n, errBadType)
 	}
+	if n > 0 && !rs.inTypes(p, n*8) {
+		// The arrays of fields and interface methods are part of their
+		// type's symbol.
+		return 0, 0, fmt.Errorf("slice at %#x: array %#x outside the types section: %w", addr, p, errBadType)
+	}
+	if err := rs.spend(n); err != nil {
+		return 0, 0, err
+	}
 	return p, n, nil
 }
 
@@ -521,6 +552,9 @@ func (rs *rtypes) methods(r *rtype) ([]rmethod, error) {
 	if !rs.inTypes(p, n*methodSize) {
 		return nil, fmt.Errorf("methods of type at %#x: %w", r.addr, errBadType)
 	}
+	if err := rs.spend(n); err != nil {
+		return nil, err
+	}
 	b, err := rs.m.bytes(p, n*methodSize)
 	if err != nil {
 		return nil, err
@@ -565,6 +599,12 @@ func (rs *rtypes) funcParams(r *rtype) (in, out []uint64, variadic bool, err err
 	p := r.addr + 56
 	if r.uncommon != 0 {
 		p += uncommonTypeSize
+	}
+	if !rs.inTypes(p, 8*(nin+nout)) {
+		return nil, nil, false, fmt.Errorf("func type at %#x: parameters outside the types section: %w", r.addr, errBadType)
+	}
+	if err := rs.spend(nin + nout); err != nil {
+		return nil, nil, false, err
 	}
 	for i := uint64(0); i < nin+nout; i++ {
 		t, err := rs.typePtr(p + 8*i)

@@ -3,6 +3,7 @@ package kube
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -29,7 +30,8 @@ type Container struct {
 	// the path form (the kubelet's cgroupfs driver) does not tell.
 	Runtime string
 	// QoS is the pod's QoS class as the kubelet's cgroup tree names it:
-	// "guaranteed", "burstable" or "besteffort".
+	// "guaranteed", "burstable" or "besteffort"; "" when a path relative to
+	// another cgroup namespace does not show it.
 	QoS string
 }
 
@@ -99,8 +101,10 @@ func parseCgroupPath(path string) (Container, bool) {
 	if pod < 0 {
 		return Container{}, false
 	}
-	if c.QoS == "" {
-		// The kubelet puts Guaranteed pods straight under kubepods.
+	if c.QoS == "" && !slices.Contains(elems[:pod], "..") {
+		// The kubelet puts Guaranteed pods straight under kubepods. A path
+		// relative to another cgroup namespace may have cut the QoS
+		// element off: then the class is unknown.
 		c.QoS = "guaranteed"
 	}
 	// The container is the element after the pod's; runtimes may nest

@@ -50,6 +50,9 @@ func TestParseCgroup(t *testing.T) {
 		{"docker-v1-systemd-burstable.txt", Container{testUID, testCID, RuntimeDocker, "burstable"}, nil},
 		{"docker-v1-cgroupfs-besteffort.txt", Container{testUID, testCID, "", "besteffort"}, nil},
 		{"docker-v2-systemd-besteffort.txt", Container{testUID, testCID, RuntimeDocker, "besteffort"}, nil},
+		{"real-v2-systemd-seen-from-pod-cgroupns.txt", Container{"c0ffee00-1234-4abc-8def-0123456789ab", hexID(0xa), RuntimeContainerd, "besteffort"}, nil},
+		{"real-v1-cgroupfs-seen-from-pod-cgroupns.txt", Container{"c0ffee00-1234-4abc-8def-0123456789ab", hexID(0xa), "", "burstable"}, nil},
+		{"cgroupfs-same-qos-other-cgroupns.txt", Container{testUID, testCID, "", ""}, nil},
 		{"static-pod-v2-cgroupfs.txt", Container{testStaticUID, testStaticCID, "", "burstable"}, nil},
 		{"pod-cgroup-only-v2.txt", Container{testUID, "", "", "burstable"}, nil},
 		{"docker-standalone-v2.txt", Container{}, notInPod},
@@ -139,7 +142,7 @@ func FuzzParseCgroup(f *testing.F) {
 			t.Fatalf("runtime %q without container ID", c.Runtime)
 		}
 		switch c.QoS {
-		case "guaranteed", "burstable", "besteffort":
+		case "guaranteed", "burstable", "besteffort", "":
 		default:
 			t.Fatalf("QoS %q from %q", c.QoS, s)
 		}

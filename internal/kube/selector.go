@@ -130,8 +130,16 @@ func NewSelector(opts Options) (*Selector, error) {
 		}
 	}
 	if opts.Registerer != nil {
-		if err := opts.Registerer.Register(s.decisions); err != nil {
-			return nil, fmt.Errorf("kube selector: register metrics: %w", err)
+		cached := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "originagent",
+			Subsystem: "kube",
+			Name:      "pods_cached",
+			Help:      "Pods of this node in the selector's cache.",
+		}, func() float64 { return float64(len(s.pods.GetStore().ListKeys())) })
+		for _, c := range []prometheus.Collector{s.decisions, cached} {
+			if err := opts.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("kube selector: register metrics: %w", err)
+			}
 		}
 	}
 	return s, nil

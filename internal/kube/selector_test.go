@@ -162,6 +162,9 @@ func TestSelectorDecisions(t *testing.T) {
 			if n, err := promtest.GatherAndCount(reg, "originagent_kube_select_decisions_total"); err != nil || n == 0 {
 				t.Errorf("decision metrics: %d series, %v", n, err)
 			}
+			if n, err := promtest.GatherAndCount(reg, "originagent_kube_pods_cached"); err != nil || n != 1 {
+				t.Errorf("pods_cached: %d series, %v", n, err)
+			}
 			if got := promtest.ToFloat64(s.decisions.WithLabelValues("pod_unknown")); got != 1 {
 				t.Errorf("pod_unknown decisions = %v, want 1", got)
 			}

@@ -124,6 +124,7 @@ func analyze(path string, sym *symbolize.Binary) (*analysis, error) {
 		}
 		a.frameworks = append(a.frameworks, fw.name)
 		for _, t := range ts {
+			t.framework = fw.name
 			pt, err := place(path, t)
 			if err != nil {
 				return nil, err
@@ -276,12 +277,12 @@ func place(path string, t target) (probeTarget, error) {
 	return probeTarget{}, fmt.Errorf("%s at %#x is in no executable segment of %s", t.name, t.entry, path)
 }
 
-// sortedTargets returns target names, for status output.
-func (a *analysis) targetNames() []string {
-	out := make([]string, 0, len(a.targets))
+// probeStatus describes the probed functions, for status output.
+func (a *analysis) probeStatus() []ProbeStatus {
+	out := make([]ProbeStatus, 0, len(a.targets))
 	for _, t := range a.targets {
-		out = append(out, t.name)
+		out = append(out, ProbeStatus{Framework: t.framework, Symbol: t.name, AtEntry: t.pushOffset == 0})
 	}
-	sort.Strings(out)
+	sort.Slice(out, func(i, j int) bool { return out[i].Symbol < out[j].Symbol })
 	return out
 }

@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -270,4 +272,131 @@ func TestAttachDetachUnderLoad(t *testing.T) {
 		t.Fatalf("no records in %d requests", ok)
 	}
 	t.Logf("%d requests, all correct; %d records", ok, records)
+}
+
+func openFDs(t testing.TB) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// TestSharedBinaryAndNoLeaks attaches to two processes of one binary (one
+// analysis, shared), detaches them one by one, and checks that closing the
+// engine leaves no file descriptor behind: links, perf events and maps are
+// all released.
+func TestSharedBinaryAndNoLeaks(t *testing.T) {
+	testutil.RequireRoot(t)
+	bin := e2eservices.Build(t, e2eservices.NetHTTPV2)
+	agent := e2eservices.NewAgent(t)
+	env := []string{"DD_TRACE_AGENT_URL=" + agent.URL, "DD_INSTRUMENTATION_TELEMETRY_ENABLED=false"}
+	a := e2eservices.Start(t, bin, env...)
+	b := e2eservices.Start(t, bin, env...)
+	// Open the keep-alive connections to both services before counting.
+	for _, s := range []*e2eservices.Service{a, b} {
+		if _, err := s.Get(context.Background(), "/func"); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	before := openFDs(t)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	rec := newRecorder()
+	e, err := New(DefaultConfig(), rec, log, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	e.Start(processOf(a.PID), discover.Decision{Selected: true})
+	e.Start(processOf(b.PID), discover.Decision{Selected: true})
+	if n := len(e.Processes()); n != 2 {
+		t.Fatalf("attached %d processes, want 2", n)
+	}
+	e.mu.RLock()
+	nbins := len(e.bins)
+	e.mu.RUnlock()
+	if nbins != 1 {
+		t.Fatalf("%d binary analyses for one binary, want 1", nbins)
+	}
+	for _, s := range []*e2eservices.Service{a, b} {
+		tr, err := s.Get(context.Background(), "/struct")
+		if err != nil {
+			t.Fatal(err)
+		}
+		span, _ := strconv.ParseUint(tr.SpanID, 10, 64)
+		r, _, ok := rec.origin(span, 5*time.Second)
+		if !ok || r.PID != s.PID {
+			t.Fatalf("pid %d: record %+v, found %v", s.PID, r, ok)
+		}
+	}
+	e.Exit(a.PID)
+	if n := len(e.Processes()); n != 1 {
+		t.Fatalf("after one exit: %d processes attached", n)
+	}
+	e.mu.RLock()
+	nbins = len(e.bins)
+	e.mu.RUnlock()
+	if nbins != 1 {
+		t.Fatalf("binary analysis dropped while pid %d still uses it", b.PID)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if after := openFDs(t); after != before {
+		links, _ := exec.Command("ls", "-l", fmt.Sprintf("/proc/%d/fd", os.Getpid())).CombinedOutput()
+		t.Fatalf("open file descriptors: %d before the engine, %d after Close:\n%s", before, after, links)
+	}
+}
+
+// TestSkipsWhatItCannotProbe hands the engine processes it must skip: not
+// Go, and Go without a supported tracer. Each is skipped with a reason and
+// the engine goes on.
+func TestSkipsWhatItCannotProbe(t *testing.T) {
+	testutil.RequireRoot(t)
+	plainGo := filepath.Join(t.TempDir(), "plain")
+	src := filepath.Join(t.TempDir(), "main.go")
+	if err := os.WriteFile(src, []byte("package main\nimport (\"net/http\"; \"time\")\nfunc main() { http.HandleFunc(\"/\", func(http.ResponseWriter, *http.Request) {}); time.Sleep(time.Minute) }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("go", "build", "-o", plainGo, src).CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	for _, tc := range []struct{ name, bin string }{
+		{"not Go", "/bin/sleep"},
+		{"Go without dd-trace-go", plainGo},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := []string{"60"}
+			if tc.bin == plainGo {
+				args = nil
+			}
+			cmd := exec.Command(tc.bin, args...)
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { cmd.Process.Kill(); cmd.Wait() }()
+			var logs strings.Builder
+			e, err := New(DefaultConfig(), newRecorder(), slog.New(slog.NewTextHandler(&logs, nil)), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer e.Close()
+			e.Start(processOf(cmd.Process.Pid), discover.Decision{Selected: true})
+			if n := len(e.Processes()); n != 0 {
+				t.Fatalf("attached to %s", tc.bin)
+			}
+			if !strings.Contains(logs.String(), "skipped process") || strings.Count(logs.String(), "\n") != 1 {
+				t.Fatalf("want one 'skipped process' log line, got:\n%s", logs.String())
+			}
+			t.Log(strings.TrimSpace(logs.String()))
+		})
+	}
 }

@@ -325,8 +325,12 @@ func (e *Engine) Run(ctx context.Context) error {
 	var rec ringbuf.Record
 	var ev bpf.OriginEvent
 	for {
+		e.rd.SetDeadline(time.Now().Add(pollInterval))
 		if err := e.rd.ReadInto(&rec); err != nil {
-			if errors.Is(err, os.ErrClosed) {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				continue
+			}
+			if errors.Is(err, os.ErrClosed) || errors.Is(err, ringbuf.ErrClosed) {
 				return nil
 			}
 			return fmt.Errorf("read events: %w", err)
@@ -339,6 +343,12 @@ func (e *Engine) Run(ctx context.Context) error {
 		e.handle(&ev)
 	}
 }
+
+// pollInterval bounds how long an event waits in the ring buffer: the BPF
+// program wakes the reader only when the ring fills up (a wakeup per event
+// would cost every request), so at low traffic the reader polls. Records
+// must reach the proxy before the tracer flushes the span (every 2 s).
+const pollInterval = 50 * time.Millisecond
 
 // eventSize is sizeof(struct event) in bpf/origin.c.
 var eventSize = binary.Size(bpf.OriginEvent{})

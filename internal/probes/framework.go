@@ -15,9 +15,10 @@ type framework struct {
 
 // target is one function to probe.
 type target struct {
-	name  string // symbol, for logs and status
-	entry uint64 // file virtual address of the function's first instruction
-	kind  uint8  // kindHandlerFunc or kindMethod
+	framework string
+	name      string // symbol, for logs and status
+	entry     uint64 // file virtual address of the function's first instruction
+	kind      uint8  // kindHandlerFunc or kindMethod
 }
 
 // frameworks lists what originagent knows, in probe order.

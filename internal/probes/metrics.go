@@ -7,14 +7,15 @@ import (
 // metrics are the engine's Prometheus metrics. The BPF counters are read
 // from the kernel at scrape time, so there is no copy to keep in sync.
 type metrics struct {
-	e        *Engine
-	attached prometheus.Gauge
-	probes   prometheus.Gauge
-	skipped  *prometheus.CounterVec
-	events   prometheus.Counter
-	records  prometheus.Counter
-	dropped  *prometheus.CounterVec
-	bpfStats *prometheus.Desc
+	e           *Engine
+	attached    prometheus.Gauge
+	probes      prometheus.Gauge
+	skipped     *prometheus.CounterVec
+	events      prometheus.Counter
+	records     prometheus.Counter
+	dropped     *prometheus.CounterVec
+	bpfStats    *prometheus.Desc
+	bpfReadErrs *prometheus.Desc
 }
 
 func newMetrics(e *Engine) *metrics {
@@ -38,13 +39,13 @@ func newMetrics(e *Engine) *metrics {
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "originagent_events_dropped_total", Help: "Events read but not turned into records, by reason.",
 		}, []string{"reason"}),
-		bpfStats: prometheus.NewDesc("originagent_bpf_probe_events_total",
-			"Counters kept by the BPF program: hits, no_process, no_span, read_error, ringbuf_full (lost), emitted.",
+		bpfStats: prometheus.NewDesc("originagent_bpf_probe_hits_total",
+			"Probe hits by outcome, counted by the BPF program: emitted, no_span (no dd-trace-go span in the request context), ringbuf_full (event lost), no_process.",
 			[]string{"result"}, nil),
+		bpfReadErrs: prometheus.NewDesc("originagent_bpf_read_errors_total",
+			"Faults reading the target's memory in the BPF program (the walk stopped early).", nil, nil),
 	}
 }
-
-var bpfStatNames = [statMax]string{"hit", "no_process", "no_span", "read_error", "ringbuf_full", "emitted"}
 
 // Describe implements prometheus.Collector.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
@@ -55,6 +56,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.records.Describe(ch)
 	m.dropped.Describe(ch)
 	ch <- m.bpfStats
+	ch <- m.bpfReadErrs
 }
 
 // Collect implements prometheus.Collector.
@@ -68,9 +70,14 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	st, err := m.e.BPFStats()
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(m.bpfStats, err)
+		ch <- prometheus.NewInvalidMetric(m.bpfReadErrs, err)
 		return
 	}
-	for i, v := range st {
-		ch <- prometheus.MustNewConstMetric(m.bpfStats, prometheus.CounterValue, float64(v), bpfStatNames[i])
+	for _, o := range []struct {
+		name string
+		v    uint64
+	}{{"emitted", st.Emitted}, {"no_span", st.NoSpan}, {"ringbuf_full", st.RingbufFull}, {"no_process", st.NoProcess}} {
+		ch <- prometheus.MustNewConstMetric(m.bpfStats, prometheus.CounterValue, float64(o.v), o.name)
 	}
+	ch <- prometheus.MustNewConstMetric(m.bpfReadErrs, prometheus.CounterValue, float64(st.ReadErrors))
 }

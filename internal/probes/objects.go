@@ -31,16 +31,25 @@ const (
 	flagTrace128   = 4
 )
 
-// Indexes of the per-CPU stats array; STAT_* in bpf/origin.c.
+// Indexes of the counters in struct stats; STAT_* in bpf/origin.c.
 const (
-	statHits = iota
-	statNoProc
+	statNoProc = iota
 	statNoSpan
 	statReadErr
 	statRingbufFull
 	statEmitted
 	statMax
 )
+
+// BPFStats are the BPF program's counters, summed over CPUs.
+type BPFStats struct {
+	Hits        uint64 // probe hits: the sum of the four outcomes below
+	NoProcess   uint64 // hit in a process the engine no longer tracks
+	NoSpan      uint64 // no dd-trace-go span in the request's context
+	RingbufFull uint64 // event lost: the ring buffer was full
+	Emitted     uint64 // event sent to user space
+	ReadErrors  uint64 // faults reading the target's memory (not an outcome)
+}
 
 // noCtx marks a span layout without a span-context pointer.
 const noCtx = 0xffff
@@ -59,6 +68,11 @@ func loadObjects(ringBytes uint32) (*bpf.OriginObjects, error) {
 	if ringBytes != 0 {
 		spec.Maps[bpf.OriginMapEvents].MaxEntries = ringBytes
 	}
+	// Wake the reader when an eighth of the ring is full; it also polls
+	// every pollInterval, which bounds a record's delay when traffic is low.
+	if err := spec.Variables[bpf.OriginVarWakeupBytes].Set(uint64(spec.Maps[bpf.OriginMapEvents].MaxEntries / 8)); err != nil {
+		return nil, fmt.Errorf("set wakeup threshold: %w", err)
+	}
 	var objs bpf.OriginObjects
 	if err := spec.LoadAndAssign(&objs, nil); err != nil {
 		var ve *ebpf.VerifierError
@@ -74,16 +88,23 @@ func loadObjects(ringBytes uint32) (*bpf.OriginObjects, error) {
 }
 
 // readStats sums the per-CPU counters of the stats map.
-func readStats(m *ebpf.Map) ([statMax]uint64, error) {
-	var out [statMax]uint64
-	for i := uint32(0); i < statMax; i++ {
-		var per []uint64
-		if err := m.Lookup(i, &per); err != nil {
-			return out, fmt.Errorf("read BPF stat %d: %w", i, err)
-		}
-		for _, v := range per {
-			out[i] += v
+func readStats(m *ebpf.Map) (BPFStats, error) {
+	var per []bpf.OriginStats
+	if err := m.Lookup(uint32(0), &per); err != nil {
+		return BPFStats{}, fmt.Errorf("read BPF stats: %w", err)
+	}
+	var n [statMax]uint64
+	for _, p := range per {
+		for i := range n {
+			n[i] += p.N[i]
 		}
 	}
-	return out, nil
+	return BPFStats{
+		Hits:        n[statNoProc] + n[statNoSpan] + n[statRingbufFull] + n[statEmitted],
+		NoProcess:   n[statNoProc],
+		NoSpan:      n[statNoSpan],
+		RingbufFull: n[statRingbufFull],
+		Emitted:     n[statEmitted],
+		ReadErrors:  n[statReadErr],
+	}, nil
 }

@@ -13,9 +13,17 @@ type ProcessStatus struct {
 	BinaryID   string            `json:"binary_id"`
 	Frameworks []string          `json:"frameworks"`
 	Tracers    []string          `json:"tracers"`
-	Probes     []string          `json:"probes"`
+	GoVersion  string            `json:"go_version"`
+	Probes     []ProbeStatus     `json:"probes"`
 	Labels     map[string]string `json:"labels,omitempty"`
 	Attached   time.Time         `json:"attached"`
+}
+
+// ProbeStatus is one probed function.
+type ProbeStatus struct {
+	Framework string `json:"framework"`
+	Symbol    string `json:"symbol"`
+	AtEntry   bool   `json:"at_entry,omitempty"` // no PUSHQ BP found: probe on the first instruction
 }
 
 // Processes returns the instrumented processes, by PID.
@@ -27,15 +35,15 @@ func (e *Engine) Processes() []ProcessStatus {
 		out = append(out, ProcessStatus{
 			PID: ps.pid, Exe: ps.exe, Service: ps.service, BinaryID: ps.bin.key,
 			Frameworks: ps.bin.an.frameworks, Tracers: ps.bin.an.tracers,
-			Probes: ps.bin.an.targetNames(), Labels: ps.labels, Attached: ps.attached,
+			GoVersion: ps.bin.an.sym.Info().GoVersion,
+			Probes:    ps.bin.an.probeStatus(), Labels: ps.labels, Attached: ps.attached,
 		})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].PID < out[j].PID })
 	return out
 }
 
-// BPFStats returns the BPF program's counters, summed over CPUs, in the
-// order hits, no_process, no_span, read_error, ringbuf_full, emitted.
-func (e *Engine) BPFStats() ([statMax]uint64, error) {
+// BPFStats returns the BPF program's counters, summed over CPUs.
+func (e *Engine) BPFStats() (BPFStats, error) {
 	return readStats(e.objs.Stats)
 }

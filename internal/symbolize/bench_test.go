@@ -6,7 +6,36 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
+
+// threadCPU measures the CPU time of the benchmark's thread: on a shared
+// machine wall time includes time spent descheduled, thread CPU time does
+// not. It reports cpu-ns/op next to ns/op.
+type threadCPU struct {
+	b     *testing.B
+	start int64
+}
+
+func startCPU(b *testing.B) *threadCPU {
+	runtime.LockOSThread()
+	return &threadCPU{b: b, start: cpuNow()}
+}
+
+func (c *threadCPU) stop() {
+	d := cpuNow() - c.start
+	runtime.UnlockOSThread()
+	c.b.ReportMetric(float64(d)/float64(c.b.N), "cpu-ns/op")
+}
+
+func cpuNow() int64 {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
+		return 0
+	}
+	return ts.Nano()
+}
 
 // The benchmarks use the go command of the local toolchain, a large Go
 // binary (about 15k functions), and compare with debug/gosym in the same run.
@@ -41,16 +70,20 @@ func BenchmarkOpen(b *testing.B) {
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&ms1)
-	b.ReportMetric(float64(ms1.HeapAlloc)-float64(ms0.HeapAlloc), "retained-B")
-	b.ReportMetric(float64(keep.Info().PclntabSize), "pclntab-B")
-	b.ReportMetric(float64(keep.Info().Funcs), "funcs")
+	retained := float64(ms1.HeapAlloc) - float64(ms0.HeapAlloc)
 	runtime.KeepAlive(keep)
 	b.ReportAllocs()
+	c := startCPU(b)
 	for b.Loop() {
 		if _, err := Open(path, Options{}); err != nil {
 			b.Fatal(err)
 		}
 	}
+	c.stop()
+	// Reported after the loop: b.Loop resets metrics reported before it.
+	b.ReportMetric(retained, "retained-B")
+	b.ReportMetric(float64(keep.Info().PclntabSize), "pclntab-B")
+	b.ReportMetric(float64(keep.Info().Funcs), "funcs")
 }
 
 func gosymTable(b *testing.B) (*gosym.Table, []byte) {
@@ -90,14 +123,17 @@ func BenchmarkGosymNewTable(b *testing.B) {
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&ms1)
-	b.ReportMetric(float64(ms1.HeapAlloc)-float64(ms0.HeapAlloc), "retained-B")
+	retained := float64(ms1.HeapAlloc) - float64(ms0.HeapAlloc)
 	runtime.KeepAlive(keep)
 	b.ReportAllocs()
+	c := startCPU(b)
 	for b.Loop() {
 		if _, err := gosym.NewTable(nil, gosym.NewLineTable(pcln, text)); err != nil {
 			b.Fatal(err)
 		}
 	}
+	c.stop()
+	b.ReportMetric(retained, "retained-B")
 }
 
 func BenchmarkLookupUncached(b *testing.B) {
@@ -114,13 +150,15 @@ func BenchmarkLookupUncached(b *testing.B) {
 		}
 		inlined += len(fr) - 1
 	}
-	b.ReportMetric(float64(inlined)/float64(len(pcs)), "inlined-frames/op")
 	b.ReportAllocs()
+	c := startCPU(b)
 	for i := 0; b.Loop(); i++ {
 		if _, err := bin.Lookup(pcs[i%len(pcs)], false); err != nil {
 			b.Fatal(err)
 		}
 	}
+	c.stop()
+	b.ReportMetric(float64(inlined)/float64(len(pcs)), "inlined-frames/op")
 }
 
 func BenchmarkGosymPCToLine(b *testing.B) {
@@ -131,11 +169,13 @@ func BenchmarkGosymPCToLine(b *testing.B) {
 	pcs := benchPCs(b, bin, 4096)
 	tab, _ := gosymTable(b)
 	b.ReportAllocs()
+	c := startCPU(b)
 	for i := 0; b.Loop(); i++ {
 		if _, _, fn := tab.PCToLine(pcs[i%len(pcs)]); fn == nil {
 			b.Fatal("no function")
 		}
 	}
+	c.stop()
 }
 
 func BenchmarkLookupCached(b *testing.B) {
@@ -148,9 +188,45 @@ func BenchmarkLookupCached(b *testing.B) {
 		bin.Lookup(pc, false)
 	}
 	b.ReportAllocs()
+	c := startCPU(b)
 	for i := 0; b.Loop(); i++ {
 		if _, err := bin.Lookup(pcs[i%len(pcs)], false); err != nil {
 			b.Fatal(err)
 		}
 	}
+	c.stop()
+}
+
+func BenchmarkFunc(b *testing.B) {
+	bin, err := Open(goCommand(b), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := startCPU(b)
+	for b.Loop() {
+		if _, ok := bin.Func("main.main"); !ok {
+			b.Fatal("no main.main")
+		}
+	}
+	c.stop()
+}
+
+func BenchmarkAppendLookup(b *testing.B) {
+	bin, err := Open(goCommand(b), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	pcs := benchPCs(b, bin, 4096)
+	buf := make([]Frame, 0, 16)
+	for _, pc := range pcs {
+		if buf, err = bin.AppendLookup(buf[:0], pc, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	c := startCPU(b)
+	for i := 0; b.Loop(); i++ {
+		buf, _ = bin.AppendLookup(buf[:0], pcs[i%len(pcs)], false)
+	}
+	c.stop()
 }

@@ -6,10 +6,13 @@ import (
 	"iter"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
+
+	"github.com/originagent/originagent/internal/origin"
 )
 
 // Frame is one symbolized frame.
@@ -58,19 +61,22 @@ type Binary struct {
 	im     *image
 	tab    *pclntab
 	text   uint64
-	gofunc uint64 // 0 when moduledata was not found: no inline data
+	gofunc []byte // funcdata from moduledata.gofunc on; nil without moduledata
 	info   BuildInfo
 	cls    classifier
 
-	mu    sync.Mutex // guards the intern tables
-	metas map[int32]*funcMeta
-	files map[uint32]string
-	wraps map[uint32]int // wrapper func index -> wrapped func index, -1 if none
+	// Set up by the first lookup (once): interned names and files, bounded
+	// tables of atomic pointers so lookups take no lock, and the funcID of
+	// compiler-generated wrappers, which differs between Go versions (0
+	// when unknown).
+	once      sync.Once
+	metas     []atomic.Pointer[funcMeta]
+	files     []atomic.Pointer[fileEntry]
+	wrapperID uint8
+	wraps     sync.Map // wrapper entry offset -> wrapped function index, -1 if none
+	isFunc    sync.Map // "p.A" -> whether a function of that name exists
 
-	// wrapperID is the funcID of compiler-generated wrappers, which differs
-	// between Go versions; learned from the binary, 0 when unknown.
-	wrapperOnce sync.Once
-	wrapperID   uint8
+	mapped bool // data is a file mapping: guard reads against SIGBUS
 
 	cache    []atomic.Pointer[pcEntry]
 	cacheLog uint
@@ -78,8 +84,15 @@ type Binary struct {
 
 // funcMeta is the interned, split name of a function.
 type funcMeta struct {
+	nameOff           int32
 	name, typ, method string
 	user              bool
+}
+
+// fileEntry is an interned file name.
+type fileEntry struct {
+	off  uint32
+	name string
 }
 
 // pcEntry is one cached lookup.
@@ -109,7 +122,7 @@ func Open(path string, opts Options) (*Binary, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mmap %s: %w", path, err)
 	}
-	b, err := newBinary(path, data, opts)
+	b, err := newMapped(path, data, opts)
 	if err != nil {
 		syscall.Munmap(data)
 		return nil, fmt.Errorf("open %s: %w", path, err)
@@ -119,6 +132,35 @@ func Open(path string, opts Options) (*Binary, error) {
 	}
 	runtime.AddCleanup(b, func(d []byte) { syscall.Munmap(d) }, data)
 	return b, nil
+}
+
+// newMapped is newBinary for a mapped file, with faults turned to errors.
+func newMapped(path string, data []byte, opts Options) (b *Binary, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer recoverFault(&err)
+	b, err = newBinary(path, data, opts)
+	if b != nil {
+		b.mapped = true
+	}
+	return b, err
+}
+
+// recoverFault turns the panic of a fault on the mapped file into an error:
+// a file truncated while mapped raises SIGBUS on access, which
+// debug.SetPanicOnFault makes a panic. Other panics continue.
+func recoverFault(err *error) {
+	if r := recover(); r != nil {
+		*err = faultError(r)
+	}
+}
+
+// faultError returns the error for a recovered fault, and panics again with
+// any other value.
+func faultError(r any) error {
+	if f, ok := r.(interface{ Addr() uintptr }); ok {
+		return fmt.Errorf("read mapped file at %#x: file changed while in use: %w", f.Addr(), ErrCorrupt)
+	}
+	panic(r)
 }
 
 // statID identifies a file without a build ID by device, inode, size and
@@ -155,19 +197,18 @@ func newBinary(path string, data []byte, opts Options) (*Binary, error) {
 		return nil, err
 	}
 	b := &Binary{
-		path:  path,
-		im:    im,
-		tab:   tab,
-		metas: make(map[int32]*funcMeta),
-		files: make(map[uint32]string),
-		wraps: make(map[uint32]int),
+		path: path,
+		im:   im,
+		tab:  tab,
 	}
 	b.info.PclntabSize = len(pcln)
 	b.info.Funcs = tab.nfunc
 	if md, ok := im.findModuledata(tab, sect.Addr); ok {
 		b.text, b.info.TextSource = md.text, "moduledata"
-		if _, ok := im.read(md.gofunc, 1); ok {
-			b.gofunc = md.gofunc
+		b.gofunc = im.rest(md.gofunc)
+		nb := (md.maxpc - md.minpc + funcTabBucketSize - 1) / funcTabBucketSize
+		if fft, ok := im.read(md.findfunctab, nb*findFuncBucketLen); ok && md.maxpc-md.minpc < 1<<32 {
+			tab.findfunctab, tab.minpcOff = fft, md.minpc-md.text
 		}
 	} else if a, ok := im.symbol("runtime.text"); ok {
 		b.text, b.info.TextSource = a, "runtime.text"
@@ -220,7 +261,11 @@ func (b *Binary) TextStart() uint64 { return b.text }
 func (b *Binary) FileOffset(addr uint64) (uint64, bool) { return b.im.fileOffset(addr) }
 
 // Code returns a copy of the machine code of f, for disassembly.
-func (b *Binary) Code(f FuncInfo) ([]byte, error) {
+func (b *Binary) Code(f FuncInfo) (code []byte, err error) {
+	if b.mapped {
+		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+		defer recoverFault(&err)
+	}
 	if f.End < f.Entry {
 		return nil, fmt.Errorf("function %s: end %#x before entry %#x", f.Name, f.End, f.Entry)
 	}
@@ -229,6 +274,30 @@ func (b *Binary) Code(f FuncInfo) ([]byte, error) {
 		return nil, fmt.Errorf("function %s: code at %#x not in the file", f.Name, f.Entry)
 	}
 	return bytes.Clone(c), nil
+}
+
+// SplitName is the package-level SplitName refined with the binary's
+// function table. A closure made by a function B inlined into function A
+// is named "p.A.B.func1", like a closure in method B of value type A; A is
+// a type only if the binary has no function "p.A".
+func (b *Binary) SplitName(name string) (pkg, typ, method string) {
+	pkg, typ, method = SplitName(name)
+	if typ == pkg || strings.IndexByte(method, '.') < 0 || len(method)+1 > len(name) {
+		return pkg, typ, method
+	}
+	a := name[:len(name)-len(method)-1] // "p.A"
+	if strings.HasSuffix(a, ")") {
+		return pkg, typ, method // "p.(*T)": always a type
+	}
+	isFunc, ok := b.isFunc.Load(a)
+	if !ok {
+		_, found := b.funcIndex(a)
+		isFunc, _ = b.isFunc.LoadOrStore(a, found)
+	}
+	if isFunc.(bool) {
+		return pkg, pkg, typ[len(pkg)+1:] + "." + method
+	}
+	return pkg, typ, method
 }
 
 // IsUser reports whether the function named funcName is user code.
@@ -249,7 +318,16 @@ func (b *Binary) Funcs() iter.Seq[FuncInfo] {
 	}
 }
 
-func (b *Binary) funcInfo(i int) (FuncInfo, bool) {
+func (b *Binary) funcInfo(i int) (fi FuncInfo, ok bool) {
+	if b.mapped {
+		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+		defer func() {
+			if r := recover(); r != nil {
+				faultError(r) // panics again unless a fault
+				fi, ok = FuncInfo{}, false
+			}
+		}()
+	}
 	f, ok := b.tab.funcAt(i)
 	if !ok {
 		return FuncInfo{}, false
@@ -264,7 +342,8 @@ func (b *Binary) funcInfo(i int) (FuncInfo, bool) {
 }
 
 // Func returns the function with the exact symbol name. It scans the table
-// (about 100 us for 20k functions) rather than keep an index in memory.
+// (a few hundred microseconds for 15k functions) rather than keep an index
+// in memory; to find many names, range over Funcs once.
 func (b *Binary) Func(name string) (FuncInfo, bool) {
 	if i, ok := b.funcIndex(name); ok {
 		return b.funcInfo(i)
@@ -272,7 +351,16 @@ func (b *Binary) Func(name string) (FuncInfo, bool) {
 	return FuncInfo{}, false
 }
 
-func (b *Binary) funcIndex(name string) (int, bool) {
+func (b *Binary) funcIndex(name string) (i int, ok bool) {
+	if b.mapped {
+		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+		defer func() {
+			if r := recover(); r != nil {
+				faultError(r) // panics again unless a fault
+				i, ok = 0, false
+			}
+		}()
+	}
 	for i := 0; i < b.tab.nfunc; i++ {
 		_, off := b.tab.ftabEntry(i)
 		if uint64(off)+8 > uint64(len(b.tab.funcdata)) {
@@ -295,7 +383,7 @@ func (b *Binary) Lookup(pc uint64, isReturn bool) ([]Frame, error) {
 		pc--
 	}
 	if b.cache == nil {
-		return b.lookup(pc)
+		return b.lookupNew(pc)
 	}
 	// Two-way set associative: the newest entry in the even slot, the one
 	// it displaced in the odd slot. Each slot is replaced atomically.
@@ -306,17 +394,53 @@ func (b *Binary) Lookup(pc uint64, isReturn bool) ([]Frame, error) {
 	if e := b.cache[set+1].Load(); e != nil && e.pc == pc {
 		return e.frames, e.err
 	}
-	frames, err := b.lookup(pc)
+	frames, err := b.lookupNew(pc)
 	if old := b.cache[set].Swap(&pcEntry{pc: pc, frames: frames, err: err}); old != nil {
 		b.cache[set+1].Store(old)
 	}
 	return frames, err
 }
 
+// AppendLookup appends the frames of pc to dst and returns the extended
+// slice, as Lookup does but without its cache: with room in dst it does not
+// allocate.
+func (b *Binary) AppendLookup(dst []Frame, pc uint64, isReturn bool) ([]Frame, error) {
+	if isReturn {
+		pc--
+	}
+	n := len(dst)
+	out, err := b.appendGuarded(dst, pc)
+	if err != nil {
+		return dst[:n], err
+	}
+	return out, nil
+}
+
+// lookupNew returns the frames of pc in a new slice of the exact size.
+func (b *Binary) lookupNew(pc uint64) ([]Frame, error) {
+	var buf [8]Frame
+	frames, err := b.appendGuarded(buf[:0], pc)
+	if err != nil {
+		return nil, err
+	}
+	return append(make([]Frame, 0, len(frames)), frames...), nil
+}
+
+// appendGuarded is appendFrames with faults on the mapped file turned into
+// errors.
+func (b *Binary) appendGuarded(dst []Frame, pc uint64) (_ []Frame, err error) {
+	if !b.mapped {
+		return b.appendFrames(dst, pc)
+	}
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer recoverFault(&err)
+	return b.appendFrames(dst, pc)
+}
+
 // maxInlineDepth bounds inline-tree walks on corrupt data.
 const maxInlineDepth = 128
 
-func (b *Binary) lookup(pc uint64) ([]Frame, error) {
+func (b *Binary) appendFrames(dst []Frame, pc uint64) ([]Frame, error) {
 	if pc < b.text {
 		return nil, fmt.Errorf("%#x: %w", pc, ErrNoFunc)
 	}
@@ -329,13 +453,9 @@ func (b *Binary) lookup(pc uint64) ([]Frame, error) {
 		return nil, fmt.Errorf("%#x: function %d: bad _func record: %w", pc, i, ErrCorrupt)
 	}
 	off := uint32(pc - b.text)
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	b.once.Do(b.initLookup)
 
-	b.wrapperOnce.Do(b.learnWrapperID)
-	// Build in a stack buffer, then allocate the exact size once.
-	var frameBuf [8]Frame
-	frames := frameBuf[:0]
+	start := len(dst)
 	var idBuf [8]uint8
 	ids := idBuf[:0]
 	if tree := b.inlineTree(&f); tree != nil {
@@ -348,7 +468,7 @@ func (b *Binary) lookup(pc uint64) ([]Frame, error) {
 			fr := b.frame(&f, ic.nameOff, off)
 			fr.StartLine = int(ic.startLine)
 			fr.Inlined = true
-			frames = append(frames, fr)
+			dst = append(dst, fr)
 			ids = append(ids, ic.funcID)
 			off = f.entry + uint32(ic.parentPc)
 			if off >= f.end {
@@ -359,10 +479,10 @@ func (b *Binary) lookup(pc uint64) ([]Frame, error) {
 	}
 	fr := b.frame(&f, f.nameOff, off)
 	fr.StartLine = int(f.startLine)
-	frames = append(frames, fr)
+	dst = append(dst, fr)
 	ids = append(ids, f.funcID)
-	frames = b.resolveWrappers(frames, ids, i, &f)
-	return append(make([]Frame, 0, len(frames)), frames...), nil
+	n := b.resolveWrappers(dst[start:], ids, i, &f)
+	return dst[:start+n], nil
 }
 
 // frame builds a frame for the function named at nameOff whose position is
@@ -383,56 +503,81 @@ func (b *Binary) frame(f *fn, nameOff int32, off uint32) Frame {
 	}
 }
 
-// meta interns the split name at nameOff. b.mu must be held.
+// initLookup sizes the intern tables and learns the wrapper funcID on the
+// first lookup, so binaries that are only inspected cost nothing.
+func (b *Binary) initLookup() {
+	b.metas = make([]atomic.Pointer[funcMeta], pow2(2*b.tab.nfunc, 256, 1<<20))
+	b.files = make([]atomic.Pointer[fileEntry], pow2(2*b.tab.nfiles, 64, 1<<18))
+	b.learnWrapperID()
+}
+
+// pow2 returns the power of two at least n, clamped to [lo, hi].
+func pow2(n, lo, hi int) int {
+	p := lo
+	for p < n && p < hi {
+		p <<= 1
+	}
+	return p
+}
+
+// The intern tables are two-way set associative tables of atomic pointers,
+// like the PC cache: the newest entry in the even slot, the one it displaced
+// in the odd one.
+func internSet(key uint32, n int) uint32 { return (key * 0x9e3779b1) & uint32(n-1) &^ 1 }
+
+// meta returns the interned, split name at nameOff.
 func (b *Binary) meta(nameOff int32) *funcMeta {
-	if m, ok := b.metas[nameOff]; ok {
+	set := internSet(uint32(nameOff), len(b.metas))
+	if m := b.metas[set].Load(); m != nil && m.nameOff == nameOff {
 		return m
 	}
-	n, ok := b.tab.funcName(nameOff)
+	if m := b.metas[set+1].Load(); m != nil && m.nameOff == nameOff {
+		return m
+	}
 	name := "?"
-	if ok {
+	if n, ok := b.tab.funcName(nameOff); ok {
 		name = string(n)
 	}
-	pkg, typ, method := SplitName(name)
-	m := &funcMeta{name: name, typ: typ, method: method, user: b.cls.isUserPkg(pkg)}
-	b.metas[nameOff] = m
+	pkg, typ, method := b.SplitName(name)
+	m := &funcMeta{nameOff: nameOff, name: name, typ: typ, method: method, user: b.cls.isUserPkg(pkg)}
+	if old := b.metas[set].Swap(m); old != nil {
+		b.metas[set+1].Store(old)
+	}
 	return m
 }
 
-// file interns file number fileno of f's compilation unit. b.mu must be held.
+// file returns the interned name of file number fileno of f's compilation
+// unit.
 func (b *Binary) file(f *fn, fileno int32) string {
 	off, ok := b.tab.fileOff(f, fileno)
 	if !ok {
 		return "?"
 	}
-	if s, ok := b.files[off]; ok {
-		return s
+	set := internSet(off, len(b.files))
+	if e := b.files[set].Load(); e != nil && e.off == off {
+		return e.name
 	}
-	s := "?"
+	if e := b.files[set+1].Load(); e != nil && e.off == off {
+		return e.name
+	}
+	e := &fileEntry{off: off, name: "?"}
 	if n, ok := cstring(b.tab.filetab, uint64(off)); ok {
-		s = string(n)
+		e.name = string(n)
 	}
-	b.files[off] = s
-	return s
+	if old := b.files[set].Swap(e); old != nil {
+		b.files[set+1].Store(old)
+	}
+	return e.name
 }
 
 // inlineTree returns f's inline tree, which extends to the end of the
 // readable data: its length is not recorded, the inline index bounds it.
 func (b *Binary) inlineTree(f *fn) []byte {
-	if b.gofunc == 0 {
-		return nil
-	}
 	off, ok := f.funcdataOff(funcdataInlTree)
-	if !ok {
+	if !ok || uint64(off) >= uint64(len(b.gofunc)) {
 		return nil
 	}
-	const maxTree = 1 << 20
-	for n := uint64(maxTree); n >= 16; n /= 16 {
-		if t, ok := b.im.read(b.gofunc+uint64(off), n); ok {
-			return t
-		}
-	}
-	return nil
+	return b.gofunc[off:]
 }
 
 const autogenerated = "<autogenerated>"
@@ -447,7 +592,8 @@ func (b *Binary) isWrapper(fr *Frame, id uint8) bool {
 }
 
 // learnWrapperID finds the funcID of wrappers from a function that must be
-// one: a method value wrapper "-fm" or a type equality function.
+// one: a method value wrapper "-fm" or a type equality function ("type:.eq."
+// since Go 1.21, "type..eq." before).
 func (b *Binary) learnWrapperID() {
 	for i := 0; i < b.tab.nfunc; i++ {
 		f, ok := b.tab.funcAt(i)
@@ -455,7 +601,7 @@ func (b *Binary) learnWrapperID() {
 			continue
 		}
 		n, ok := b.tab.funcName(f.nameOff)
-		if ok && (bytes.HasSuffix(n, []byte("-fm")) || bytes.HasPrefix(n, []byte("type:.eq."))) {
+		if ok && (bytes.HasSuffix(n, []byte("-fm")) || bytes.HasPrefix(n, []byte("type:.eq.")) || bytes.HasPrefix(n, []byte("type..eq."))) {
 			b.wrapperID = f.funcID
 			return
 		}
@@ -464,8 +610,8 @@ func (b *Binary) learnWrapperID() {
 
 // resolveWrappers drops wrapper frames that call an inlined function, as
 // runtime.CallersFrames does, and replaces an innermost wrapper frame by the
-// function it wraps. b.mu must be held.
-func (b *Binary) resolveWrappers(frames []Frame, ids []uint8, i int, f *fn) []Frame {
+// function it wraps. It returns the new length of frames.
+func (b *Binary) resolveWrappers(frames []Frame, ids []uint8, i int, f *fn) int {
 	inner := frames[0].Function
 	if len(frames) > 1 && inner != "runtime.gopanic" && inner != "runtime.sigpanic" && inner != "runtime.panicwrap" {
 		out := frames[:1]
@@ -480,7 +626,7 @@ func (b *Binary) resolveWrappers(frames []Frame, ids []uint8, i int, f *fn) []Fr
 	// wrappers have their own source position, which is the better answer.
 	if fr := &frames[0]; fr.Inlined || !b.isWrapper(fr, ids[0]) ||
 		fr.File != autogenerated && !strings.HasSuffix(fr.Function, "-fm") {
-		return frames
+		return len(frames)
 	}
 	wrapper := frames[0].Function
 	for range 4 { // wrappers may wrap wrappers
@@ -501,23 +647,22 @@ func (b *Binary) resolveWrappers(frames []Frame, ids []uint8, i int, f *fn) []Fr
 		}
 		i, f = j, &g
 	}
-	return frames
+	return len(frames)
 }
 
 // wrapped returns the index of the function that wrapper function i calls,
 // or -1: from FUNCDATA_WrapInfo (Go 1.21+), else by name ("X-fm" wraps X,
-// "p.(*T).M" wraps "p.T.M"). b.mu must be held.
+// "p.(*T).M" wraps "p.T.M").
 func (b *Binary) wrapped(i int, f *fn) int {
-	if j, ok := b.wraps[f.entry]; ok {
-		return j
+	if j, ok := b.wraps.Load(f.entry); ok {
+		return j.(int)
 	}
 	j := -1
-	if off, ok := f.funcdataOff(funcdataWrapInfo); ok && b.gofunc != 0 {
-		if w, ok := b.im.read(b.gofunc+uint64(off), 4); ok {
-			if k, ok := b.tab.find(uint64(le32(w))); ok && k != i {
-				if e, _ := b.tab.ftabEntry(k); e == le32(w) {
-					j = k
-				}
+	if off, ok := f.funcdataOff(funcdataWrapInfo); ok && uint64(off)+4 <= uint64(len(b.gofunc)) {
+		w := le32(b.gofunc[off:])
+		if k, ok := b.tab.find(uint64(w)); ok && k != i {
+			if e, _ := b.tab.ftabEntry(k); e == w {
+				j = k
 			}
 		}
 	}
@@ -539,10 +684,22 @@ func (b *Binary) wrapped(i int, f *fn) int {
 			}
 		}
 	}
-	b.wraps[f.entry] = j
+	b.wraps.Store(f.entry, j)
 	return j
 }
 
 func le32(b []byte) uint32 {
 	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+}
+
+// Origin returns the frame as the probe-to-export contract carries it.
+func (f Frame) Origin() origin.Frame {
+	return origin.Frame{
+		Function:  f.Function,
+		File:      f.File,
+		Line:      f.Line,
+		StartLine: f.StartLine,
+		Type:      f.Type,
+		Method:    f.Method,
+	}
 }

@@ -57,6 +57,8 @@ func TestCorpusOrigins(t *testing.T) {
 			sourceLine(t, apiGo, `"/echo": func(`), "github.com/acme/shop/api", "Routes.func1", true, false},
 		{"github.com/acme/shop/api.Routes", "github.com/acme/shop/api.Routes", apiGo,
 			sourceLine(t, apiGo, "func Routes("), "github.com/acme/shop/api", "Routes", true, false},
+		{"github.com/acme/shop/api.Counters.newCounter.func1", "github.com/acme/shop/api.Counters.newCounter.func1", apiGo,
+			sourceLine(t, apiGo, "return func(s string) string {"), "github.com/acme/shop/api", "Counters.newCounter.func1", true, false},
 		{"main.exercise", "main.exercise", mainGo,
 			sourceLine(t, mainGo, "func exercise("), "main", "exercise", true, false},
 		{"fmt.Sprint", "fmt.Sprint", filepath.Join(goroot(t), "src/fmt/print.go"),
@@ -122,8 +124,8 @@ func TestTextStart(t *testing.T) {
 		_, pcln, _ := b.im.section(".gopclntab")
 		s := b.im.f.Section(".gopclntab")
 		md, ok := b.im.scanModuledata(b.tab, s.Addr)
-		if !ok || md.text != b.text || md.gofunc != b.gofunc {
-			t.Errorf("%s: moduledata scan = %+v, %t; want text %#x gofunc %#x", v.name, md, ok, b.text, b.gofunc)
+		if !ok || md.text != b.text || len(b.gofunc) == 0 || len(b.im.rest(md.gofunc)) != len(b.gofunc) {
+			t.Errorf("%s: moduledata scan = %+v, %t; want text %#x and the same gofunc", v.name, md, ok, b.text)
 		}
 		if sym, ok := b.im.symbol("runtime.text"); ok && sym != b.text {
 			t.Errorf("%s: runtime.text %#x, moduledata text %#x", v.name, sym, b.text)
@@ -245,4 +247,109 @@ func TestLookupOutside(t *testing.T) {
 	if _, err := b.Lookup(0, true); !errors.Is(err, ErrNoFunc) {
 		t.Errorf("Lookup(0, true) = %v, want ErrNoFunc", err)
 	}
+}
+
+// TestTruncatedWhileMapped truncates an opened binary: reads of the mapping
+// then raise SIGBUS, which must come back as errors.
+func TestTruncatedWhileMapped(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "shop")
+	copyFile(t, corpusBinary(t, variants[0]), p)
+	b, err := Open(p, Options{PCCacheSize: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var funcs []FuncInfo
+	for f := range b.Funcs() {
+		funcs = append(funcs, f)
+	}
+	if err := os.Truncate(p, 4096); err != nil {
+		t.Fatal(err)
+	}
+	var errs int
+	for _, f := range funcs {
+		if _, err := b.Lookup(f.Entry, false); err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("Lookup after truncation: %v", err)
+			}
+			errs++
+		}
+	}
+	if errs == 0 {
+		t.Error("no lookup noticed the truncation")
+	}
+	if _, ok := b.Func("main.main"); ok {
+		t.Error("Func found a name in a truncated file")
+	}
+	if _, err := b.Code(funcs[len(funcs)-1]); err == nil {
+		t.Error("Code read a truncated file")
+	}
+	t.Logf("%d of %d lookups failed cleanly", errs, len(funcs))
+}
+
+// TestFindBucket checks the runtime's bucket index against binary search
+// at every 3rd byte of text.
+func TestFindBucket(t *testing.T) {
+	for _, v := range []variant{variants[0], variants[len(variants)-1]} {
+		b, err := Open(corpusBinary(t, v), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tab := *b.tab
+		if tab.findfunctab == nil {
+			t.Fatalf("%s: no findfunctab", v.name)
+		}
+		plain := tab
+		plain.findfunctab = nil
+		first, _ := tab.ftabEntry(0)
+		last, _ := tab.ftabEntry(tab.nfunc)
+		var n int
+		for off := uint64(first); off < uint64(last); off += 3 {
+			i, ok := tab.findBucket(off)
+			j, _ := plain.find(off)
+			if !ok || i != j {
+				t.Fatalf("%s: offset %#x: bucket gives %d, %t; binary search %d", v.name, off, i, ok, j)
+			}
+			n++
+		}
+		t.Logf("%s: %d offsets agree", v.name, n)
+	}
+}
+
+// TestWrapInfo checks that wrappers carrying FUNCDATA_WrapInfo resolve
+// through it to a function whose name the wrapper's name implies.
+func TestWrapInfo(t *testing.T) {
+	b, err := Open(corpusBinary(t, variants[len(variants)-1]), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.once.Do(b.initLookup)
+	var n int
+	for i := 0; i < b.tab.nfunc; i++ {
+		f, ok := b.tab.funcAt(i)
+		if !ok {
+			t.Fatal("bad function")
+		}
+		if _, ok := f.funcdataOff(funcdataWrapInfo); !ok {
+			continue
+		}
+		n++
+		j := b.wrapped(i, &f)
+		if j < 0 {
+			t.Errorf("%s: WrapInfo does not resolve", b.meta(f.nameOff).name)
+			continue
+		}
+		g, _ := b.tab.funcAt(j)
+		wrapper, target := b.meta(f.nameOff).name, b.meta(g.nameOff).name
+		_, _, wm := SplitName(wrapper)
+		_, _, tm := SplitName(target)
+		// go and defer wrappers call whatever the statement names.
+		deferOrGo := strings.Contains(wm, "deferwrap") || strings.Contains(wm, "gowrap")
+		if !deferOrGo && strings.TrimSuffix(wm, "-fm") != tm {
+			t.Errorf("wrapper %s resolved to %s", wrapper, target)
+		}
+	}
+	if n == 0 {
+		t.Error("no function with WrapInfo in the corpus")
+	}
+	t.Logf("%d wrappers with WrapInfo", n)
 }

@@ -1,6 +1,7 @@
 package symbolize
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -92,5 +93,46 @@ func copyFile(t *testing.T, from, to string) {
 	}
 	if err := out.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestConcurrentLookup runs lookups from several goroutines through a small
+// PC cache (run it with -race); every answer must equal the uncached one.
+func TestConcurrentLookup(t *testing.T) {
+	path := corpusBinary(t, variants[0])
+	ref, err := Open(path, Options{PCCacheSize: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(path, Options{PCCacheSize: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pcs []uint64
+	for f := range ref.Funcs() {
+		pcs = append(pcs, f.Entry+(f.End-f.Entry)/2)
+	}
+	want := make([][]Frame, len(pcs))
+	for i, pc := range pcs {
+		want[i], _ = ref.Lookup(pc, false)
+	}
+	errc := make(chan error, 4)
+	for g := range 4 {
+		go func() {
+			for i := range pcs {
+				k := (i*(g+1) + g*131) % len(pcs)
+				got, _ := b.Lookup(pcs[k], false)
+				if !equalFrames(got, want[k]) {
+					errc <- fmt.Errorf("%#x: %v, want %v", pcs[k], got, want[k])
+					return
+				}
+			}
+			errc <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-errc; err != nil {
+			t.Error(err)
+		}
 	}
 }

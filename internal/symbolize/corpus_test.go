@@ -242,6 +242,9 @@ func TestCorpusAgainstRuntime(t *testing.T) {
 		t.Fatalf("gcc is needed for the external-link variants: %v", err)
 	}
 	for _, v := range variants {
+		if testing.Short() && v.name != "default" && v.name != "pie-external-sw" {
+			continue // -short: the plainest build and the hardest one
+		}
 		t.Run(v.name, func(t *testing.T) {
 			path := corpusBinary(t, v)
 			b, err := Open(path, Options{})
@@ -309,6 +312,13 @@ func checkCorpus(t *testing.T, v variant, b *Binary, path string) {
 				t.Errorf("Process.Lookup(%#x) = %v, %v; Binary.Lookup gives %v", a.Runtime, pgot, err, got)
 			}
 			nProc++
+		}
+		if i%11 == 0 {
+			prefix := []Frame{{Function: "caller's"}}
+			app, err := b.AppendLookup(prefix, pc, true)
+			if err != nil || len(app) == 0 || app[0].Function != "caller's" || !equalFrames(app[1:], got) {
+				t.Errorf("AppendLookup(%#x) = %v, %v; Lookup gives %v", pc, app, err, got)
+			}
 		}
 		if again, _ := b.Lookup(pc-1, false); !equalFrames(again, got) {
 			t.Errorf("Lookup(%#x, false) differs from Lookup(%#x, true)", pc-1, pc)

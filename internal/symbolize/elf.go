@@ -73,6 +73,22 @@ func (im *image) read(vaddr, n uint64) ([]byte, bool) {
 	return nil, false
 }
 
+// rest returns the file bytes from vaddr to the end of its segment.
+func (im *image) rest(vaddr uint64) []byte {
+	for _, p := range im.loads {
+		if vaddr < p.Vaddr || vaddr-p.Vaddr >= p.Filesz {
+			continue
+		}
+		off := p.Off + vaddr - p.Vaddr
+		end := p.Off + p.Filesz
+		if off > uint64(len(im.data)) || end > uint64(len(im.data)) {
+			return nil
+		}
+		return im.data[off:end]
+	}
+	return nil
+}
+
 // word reads a pointer-sized little-endian word at vaddr.
 func (im *image) word(vaddr uint64, ptrSize int) (uint64, bool) {
 	b, ok := im.read(vaddr, uint64(ptrSize))
@@ -128,8 +144,9 @@ func (im *image) symbol(name string) (uint64, bool) {
 
 // moduledata holds the fields of runtime.moduledata this package needs.
 type moduledata struct {
-	text   uint64
-	gofunc uint64
+	text, minpc, maxpc uint64
+	findfunctab        uint64
+	gofunc             uint64
 }
 
 // findModuledata locates runtime.firstmoduledata: the .go.module section of
@@ -193,7 +210,7 @@ func (im *image) moduledataAt(t *pclntab, pclnAddr, addr uint64) (moduledata, bo
 	// Word indexes: pcHeader 0, six slices 1-18, findfunctab 19, minpc 20,
 	// maxpc 21, text 22, ... types 37 (35 before Go 1.20 added covctrs),
 	// etypes, rodata, gofunc.
-	md := moduledata{text: w(22), gofunc: w(40)}
+	md := moduledata{text: w(22), findfunctab: w(19), minpc: w(20), maxpc: w(21), gofunc: w(40)}
 	if t.go118 {
 		md.gofunc = w(38)
 	}

@@ -1,7 +1,6 @@
 package symbolize
 
 import (
-	"encoding/binary"
 	"os"
 	"testing"
 )
@@ -25,9 +24,7 @@ func exercise(b *Binary) {
 func FuzzNewBinary(f *testing.F) {
 	f.Add([]byte("\x7fELF"))
 	f.Add(synthELF(synthPclntab()))
-	p := synthPclntab()
-	binary.LittleEndian.PutUint32(p, magic118)
-	f.Add(synthELF(p))
+	f.Add(synthELF(synthPclntabVersion(true)))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, err := NewBinary("fuzz", data, Options{PCCacheSize: -1})
 		if err != nil {
@@ -38,7 +35,8 @@ func FuzzNewBinary(f *testing.F) {
 }
 
 // FuzzPclntab overwrites bytes of the pclntab of a real binary (the corpus
-// program, built by the fuzz setup) at an offset and symbolizes.
+// program, built by the fuzz setup) at an offset and symbolizes. Odd
+// offsets patch the moduledata (.go.module) instead.
 func FuzzPclntab(f *testing.F) {
 	good, err := os.ReadFile(corpusBinary(f, variants[0]))
 	if err != nil {
@@ -48,14 +46,21 @@ func FuzzPclntab(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	sect := b0.im.f.Section(".gopclntab")
+	pcln := b0.im.f.Section(".gopclntab")
+	md := b0.im.f.Section(".go.module")
 	f.Add(uint32(0), []byte{0xf0})
 	f.Add(uint32(8), []byte{0xff, 0xff})
 	f.Add(uint32(72), []byte{0, 0, 0, 0})
-	f.Add(uint32(sect.Size/2), []byte("\xff\xff\xff\xff\x80\x80\x80\x80"))
+	f.Add(uint32(pcln.Size/2), []byte("\xff\xff\xff\xff\x80\x80\x80\x80"))
+	f.Add(uint32(19*8*2+1), []byte("\x00\x00\x00\x00\x00\x00\x00\x00")) // findfunctab
+	f.Add(uint32(40*8*2+1), []byte("\xff\xff\xff\xff"))                 // gofunc
 	f.Fuzz(func(t *testing.T, off uint32, patch []byte) {
 		c := append([]byte(nil), good...)
-		at := sect.Offset + uint64(off)%sect.Size
+		sect := pcln
+		if off&1 == 1 {
+			sect = md
+		}
+		at := sect.Offset + uint64(off/2)%sect.Size
 		copy(c[at:sect.Offset+sect.Size], patch)
 		b, err := NewBinary("fuzz", c, Options{PCCacheSize: -1})
 		if err != nil {

@@ -14,6 +14,10 @@ import (
 //	github.com/acme/shop/api.Routes.func1  -> api path, "github.com/acme/shop/api", "Routes.func1"
 //	github.com/acme/shop/api.(*List[go.shape.int]).Push -> type "github.com/acme/shop/api.List[go.shape.int]"
 //
+// From the name alone "p.A.B.func1" is a closure in method B of value type
+// A; Binary.SplitName also knows when A is a function (the closure was made
+// by B inlined into A) and is the one to use for a binary's symbols.
+//
 // A name that is not a package-qualified symbol (linker-generated names such
 // as "type:.eq.[2]string") gives an empty package and type, and the whole
 // name as the method.
@@ -29,6 +33,9 @@ func SplitName(name string) (pkg, typ, method string) {
 			return pkg, pkg + "." + rest[2:i], rest[i+2:]
 		}
 		return pkg, pkg, rest
+	}
+	if strings.HasPrefix(rest, "glob.") {
+		return pkg, pkg, rest // closures in package-level initializers
 	}
 	// T.M is a value-receiver method unless the second element is a closure
 	// or compiler-generated suffix of a function (F.func1, F.gowrap1,

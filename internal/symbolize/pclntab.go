@@ -48,6 +48,7 @@ type pclntab struct {
 	quantum     uint32
 	ptrSize     int
 	nfunc       int
+	nfiles      int
 	textStart   uint64 // header textStart (Go 1.18/1.19 only)
 	funcnametab []byte
 	cutab       []byte
@@ -55,6 +56,12 @@ type pclntab struct {
 	pctab       []byte
 	funcdata    []byte // "pclntable": ftab followed by the _func records
 	funcSize    int    // size of the fixed part of _func
+
+	// findfunctab is the runtime's bucket index over the text (one
+	// findfuncbucket per 4 KiB), nil when moduledata was not found;
+	// minpcOff is moduledata.minpc - moduledata.text.
+	findfunctab []byte
+	minpcOff    uint64
 }
 
 // parsePclntab checks the header of a Go 1.18+ pclntab and slices its tables.
@@ -130,6 +137,7 @@ func parsePclntab(data []byte) (*pclntab, error) {
 		return nil, fmt.Errorf("pclntab claims %d functions, table holds at most %d: %w", nfunc, len(t.funcdata)/8, ErrCorrupt)
 	}
 	t.nfunc = int(nfunc)
+	t.nfiles = int(min(word(1), 1<<24))
 	return t, nil
 }
 
@@ -151,6 +159,9 @@ func (t *pclntab) find(off uint64) (int, bool) {
 	if o < first || o >= last {
 		return 0, false
 	}
+	if i, ok := t.findBucket(off); ok {
+		return i, true
+	}
 	// Binary search for the last entry <= o.
 	lo, hi := 0, t.nfunc
 	for hi-lo > 1 {
@@ -162,6 +173,46 @@ func (t *pclntab) find(off uint64) (int, bool) {
 		}
 	}
 	return lo, true
+}
+
+// Layout of runtime.findfuncbucket: {idx uint32; subbuckets [16]byte}
+// for every 4 KiB of text.
+const (
+	funcTabBucketSize = 4096
+	findFuncBucketLen = 20
+	findFuncSubs      = 16
+)
+
+// findBucket is runtime.findfunc: the bucket gives the first candidate,
+// a few steps forward find the function. Unlike the runtime it checks
+// every step, and leaves bad data to the binary search.
+func (t *pclntab) findBucket(off uint64) (int, bool) {
+	if off < t.minpcOff {
+		return 0, false
+	}
+	x := off - t.minpcOff
+	b := x / funcTabBucketSize
+	sub := x % funcTabBucketSize / (funcTabBucketSize / findFuncSubs)
+	p := b * findFuncBucketLen
+	if p+findFuncBucketLen > uint64(len(t.findfunctab)) {
+		return 0, false
+	}
+	idx := uint64(binary.LittleEndian.Uint32(t.findfunctab[p:])) + uint64(t.findfunctab[p+4+sub])
+	for range 64 {
+		if idx >= uint64(t.nfunc) {
+			return 0, false
+		}
+		e, _ := t.ftabEntry(int(idx))
+		next, _ := t.ftabEntry(int(idx) + 1)
+		if uint64(e) > off {
+			return 0, false
+		}
+		if off < uint64(next) {
+			return int(idx), true
+		}
+		idx++
+	}
+	return 0, false
 }
 
 // fn is a decoded _func record.

@@ -58,11 +58,17 @@ func OpenProcess(pid int, c *Cache) (*Process, error) {
 		return nil, fmt.Errorf("process %d: read maps: %w", pid, err)
 	}
 	p := &Process{pid: pid, bin: b}
-	// Match by inode: the path in maps is relative to the process's mount
-	// namespace, and overlay file systems report a different device.
-	for _, m := range pm {
-		if m.Inode == sys.Ino && m.Offset >= 0 {
-			p.maps = append(p.maps, mapping{start: uint64(m.StartAddr), end: uint64(m.EndAddr), off: uint64(m.Offset)})
+	// Match by device and inode, not by path: the path in maps is relative
+	// to the process's mount namespace. Overlay file systems report another
+	// device in maps than stat does, so fall back to the inode alone.
+	for _, sameDev := range []bool{true, false} {
+		for _, m := range pm {
+			if m.Inode == sys.Ino && m.Offset >= 0 && (!sameDev || m.Dev == uint64(sys.Dev)) {
+				p.maps = append(p.maps, mapping{start: uint64(m.StartAddr), end: uint64(m.EndAddr), off: uint64(m.Offset)})
+			}
+		}
+		if len(p.maps) > 0 {
+			break
 		}
 	}
 	if len(p.maps) == 0 {

@@ -13,7 +13,11 @@ import (
 // synthPclntab builds a minimal Go 1.20+ pclntab with one function,
 // main.f, 16 bytes long, in /src/main.go declared at line 9: line 10 for
 // its first 8 bytes, 11 for the rest.
-func synthPclntab() []byte {
+func synthPclntab() []byte { return synthPclntabVersion(false) }
+
+// synthPclntabVersion builds the table in the Go 1.20+ layout or, with
+// go118, in the Go 1.18/1.19 one (40-byte _func without startLine).
+func synthPclntabVersion(go118 bool) []byte {
 	const hdr = 8 + 8*8
 	funcnametab := []byte("\x00main.f\x00")
 	cutab := []byte{0, 0, 0, 0}
@@ -28,13 +32,19 @@ func synthPclntab() []byte {
 	le.PutUint32(fn[20:], 1)                     // pcfile
 	le.PutUint32(fn[24:], uint32(1+len(pcfile))) // pcln
 	le.PutUint32(fn[36:], 9)                     // startLine
+	magic := byte(0xf1)
+	if go118 {
+		fn = fn[:40]
+		le.PutUint32(fn[36:], 0) // funcID, flag, pad, nfuncdata
+		magic = 0xf0
+	}
 	pclntable := make([]byte, 16)
 	le.PutUint32(pclntable[4:], 16) // ftab[0] = {0, 16}
 	le.PutUint32(pclntable[8:], 16) // ftab[1] = {16 (end), 0}
 	pclntable = append(pclntable, fn...)
 
 	var b bytes.Buffer
-	b.Write([]byte{0xf1, 0xff, 0xff, 0xff, 0, 0, 1, 8})
+	b.Write([]byte{magic, 0xff, 0xff, 0xff, 0, 0, 1, 8})
 	off := uint64(hdr)
 	words := []uint64{1, 1, 0}
 	for _, t := range [][]byte{funcnametab, cutab, filetab, pctab} {
@@ -134,6 +144,7 @@ func TestSynthetic(t *testing.T) {
 
 	if os.Getenv("SYMBOLIZE_WRITE_SEEDS") != "" {
 		writeSeed(t, "FuzzNewBinary", "synthetic", synthELF(synthPclntab()))
+		writeSeed(t, "FuzzNewBinary", "synthetic-118", synthELF(synthPclntabVersion(true)))
 	}
 }
 
@@ -146,5 +157,26 @@ func writeSeed(t *testing.T, target, name string, data []byte) {
 	body := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", data)
 	if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSynthetic118 reads the Go 1.18/1.19 layout: no declaration lines.
+func TestSynthetic118(t *testing.T) {
+	b, err := NewBinary("synthetic-1.18", synthELF(synthPclntabVersion(true)), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	frames, err := b.Lookup(0x401009, false)
+	want := Frame{Function: "main.f", File: "/src/main.go", Line: 11, Type: "main", Method: "f", User: true}
+	if err != nil || len(frames) != 1 || frames[0] != want {
+		t.Errorf("Lookup = %+v, %v; want %+v", frames, err, want)
+	}
+}
+
+func TestFrameOrigin(t *testing.T) {
+	f := Frame{Function: "main.f", File: "/src/main.go", Line: 10, StartLine: 9, Type: "main", Method: "f", User: true, Inlined: true}
+	o := f.Origin()
+	if o.Function != f.Function || o.File != f.File || o.Line != 10 || o.StartLine != 9 || o.Type != "main" || o.Method != "f" {
+		t.Errorf("Origin() = %+v", o)
 	}
 }

@@ -107,9 +107,14 @@ func FuzzProcReader(f *testing.F) {
 		f.Add(stat, environ, cgroup, string(exe))
 	}
 	f.Add([]byte("7 (x"), []byte{}, []byte{}, "")
+	// One tree per fuzzing process, rewritten by every input: a TempDir
+	// per input would make file-system work dominate.
+	root := f.TempDir()
+	dir := filepath.Join(root, "7")
 	f.Fuzz(func(t *testing.T, stat, environ, cgroup []byte, exe string) {
-		root := t.TempDir()
-		dir := filepath.Join(root, "7")
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.Mkdir(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -140,5 +145,56 @@ func FuzzProcReader(f *testing.F) {
 			t.Fatal(err)
 		}
 		AnyOf(OptInSelector(), sel).Select(p)
+	})
+}
+
+func TestParseStat(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want procStat
+		err  bool
+	}{
+		{"kernel format", fakeStat(42, "sleep", "S", 0x400000, 61786), procStat{state: 'S', flags: 0x400000, startTime: 61786}, false},
+		{"comm with ) and spaces", fakeStat(42, "a) (b c)", "R", 1, 7), procStat{state: 'R', flags: 1, startTime: 7}, false},
+		{"zombie", fakeStat(42, "x", "Z", 0, 9), procStat{state: 'Z', startTime: 9}, false},
+		{"empty", "", procStat{}, true},
+		{") before (", "2 2kthreadd) S 1 ( 2 0 -1 2129984 99 0 0 0 0 0 0 0 20 0 1 0 2 3133440", procStat{}, true},
+		{"truncated", "42 (sleep) S 1 42 42 0 -1 4194304 99 0 0 0", procStat{}, true},
+		{"NUL state", "1 (x) \x00 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 1 1 1", procStat{}, true},
+		{"bad state", strings.Replace(fakeStat(42, "x", "S", 0, 9), ") S ", ") SS ", 1), procStat{}, true},
+		{"bad starttime", strings.Replace(fakeStat(42, "x", "S", 0, 9), " 9 ", " -9 ", 1), procStat{}, true},
+	}
+	for _, tt := range tests {
+		got, err := parseStat([]byte(tt.in))
+		if (err != nil) != tt.err || got != tt.want {
+			t.Errorf("%s: parseStat = %+v, %v; want %+v, error %v", tt.name, got, err, tt.want, tt.err)
+		}
+		if err != nil && !errors.Is(err, errBadStat) {
+			t.Errorf("%s: error %v does not wrap errBadStat", tt.name, err)
+		}
+	}
+}
+
+func FuzzParseStat(f *testing.F) {
+	for _, pid := range []string{"1", "2", "106", "109"} {
+		stat, err := os.ReadFile(filepath.Join("testdata/proc", pid, "stat"))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(stat)
+	}
+	f.Add([]byte("2 2kthreadd) S 1 ( 2 0 -1 2129984 99 0 0 0 0 0 0 0 20 0 1 0 2 3133440"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		st, err := parseStat(data)
+		if err != nil {
+			if !errors.Is(err, errBadStat) {
+				t.Fatalf("error %v does not wrap errBadStat", err)
+			}
+			return
+		}
+		if !isLetter(st.state) {
+			t.Fatalf("accepted %q with state %q", data, st.state)
+		}
 	})
 }

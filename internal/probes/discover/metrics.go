@@ -19,6 +19,7 @@ type metrics struct {
 	readErrors prometheus.Counter
 	rescans    prometheus.Counter
 	started    prometheus.Gauge
+	latency    prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -41,13 +42,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "originagent", Subsystem: "discover", Name: "processes_started",
 			Help: "Selected processes currently handed to the probe engine (Start without Exit yet).",
 		}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "originagent", Subsystem: "discover", Name: "exec_to_start_seconds",
+			Help:    "Time from a selected process's exec (kernel timestamp) to the return of Handler.Start, i.e. until its probes are attached. The target is under 1 s.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 12), // 1 ms .. 2 s
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{
 		m.seen, m.selected, m.execEvents, m.exitEvents, m.lost, m.badEvents,
-		m.vanished, m.readErrors, m.rescans, m.started,
+		m.vanished, m.readErrors, m.rescans, m.started, m.latency,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register discover metrics: %w", err)

@@ -1,7 +1,6 @@
 package discover
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -9,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -45,23 +45,60 @@ func isGone(err error) bool {
 	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH)
 }
 
+// procStat holds the fields of /proc/PID/stat discovery needs.
+type procStat struct {
+	state     byte   // field 3: R, S, D, Z, X, ...
+	flags     uint64 // field 9: PF_* task flags
+	startTime uint64 // field 22: start time in clock ticks since boot
+}
+
+var errBadStat = errors.New("malformed stat")
+
+// parseStat parses the contents of /proc/PID/stat. It is written here rather
+// than taken from procfs.Proc.Stat for two reasons: that parser panics when a
+// ')' precedes the '(' (found by FuzzProcReader), and it scans all 52 fields
+// with fmt.Fscan where the rescan needs three of them for every process.
+func parseStat(data []byte) (procStat, error) {
+	// comm (field 2) may hold spaces and parentheses: it ends at the last ')'.
+	l, r := bytes.IndexByte(data, '('), bytes.LastIndexByte(data, ')')
+	if l < 0 || r < l {
+		return procStat{}, fmt.Errorf("%w: no (comm)", errBadStat)
+	}
+	f := bytes.Fields(data[r+1:]) // f[0] is field 3
+	if len(f) < 20 {
+		return procStat{}, fmt.Errorf("%w: %d fields after comm, want at least 20", errBadStat, len(f))
+	}
+	if len(f[0]) != 1 || !isLetter(f[0][0]) {
+		return procStat{}, fmt.Errorf("%w: state %q", errBadStat, f[0])
+	}
+	flags, err := strconv.ParseUint(string(f[6]), 10, 64)
+	if err != nil {
+		return procStat{}, fmt.Errorf("%w: flags: %w", errBadStat, err)
+	}
+	start, err := strconv.ParseUint(string(f[19]), 10, 64)
+	if err != nil {
+		return procStat{}, fmt.Errorf("%w: starttime: %w", errBadStat, err)
+	}
+	return procStat{state: f[0][0], flags: flags, startTime: start}, nil
+}
+
+func isLetter(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
+
 // stat reads /proc/PID/stat; errVanished when the process is gone or a zombie.
-func (r procReader) stat(pid int) (procfs.ProcStat, error) {
-	proc, err := r.fs.Proc(pid)
+func (r procReader) stat(pid int) (procStat, error) {
+	path := filepath.Join(r.root, strconv.Itoa(pid), "stat")
+	data, err := os.ReadFile(path)
 	if err != nil {
 		if isGone(err) {
-			return procfs.ProcStat{}, errVanished
+			return procStat{}, errVanished
 		}
-		return procfs.ProcStat{}, fmt.Errorf("pid %d: %w", pid, err)
+		return procStat{}, fmt.Errorf("read %s: %w", path, err)
 	}
-	st, err := proc.Stat()
+	st, err := parseStat(data)
 	if err != nil {
-		if isGone(err) {
-			return procfs.ProcStat{}, errVanished
-		}
-		return procfs.ProcStat{}, fmt.Errorf("read %s: %w", filepath.Join(r.root, strconv.Itoa(pid), "stat"), err)
+		return procStat{}, fmt.Errorf("read %s: %w", path, err)
 	}
-	if st.State == "Z" || st.State == "X" {
+	if st.state == 'Z' || st.state == 'X' {
 		return st, errVanished
 	}
 	return st, nil
@@ -75,8 +112,8 @@ func (r procReader) read(pid int) (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Process{PID: pid, StartTime: st.Starttime, procRoot: r.root}
-	if st.Flags&pfKthread != 0 {
+	p := &Process{PID: pid, StartTime: st.startTime, procRoot: r.root}
+	if st.flags&pfKthread != 0 {
 		return p, errKernelThread
 	}
 	proc, err := r.fs.Proc(pid)
@@ -131,6 +168,20 @@ func (c *envCache) get(read func() ([]string, error)) ([]string, error) {
 	return c.env, c.err
 }
 
+// unreadable returns the error of a read that failed for another reason
+// than the process being gone, e.g. a missing CAP_SYS_PTRACE.
+func (c *envCache) unreadable() error {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil && !isGone(c.err) {
+		return c.err
+	}
+	return nil
+}
+
 // emptyAfterRead reports whether the environment was read and was empty
 // without error.
 func (c *envCache) emptyAfterRead() bool {
@@ -151,15 +202,10 @@ func readLines(path string) ([]string, error) {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	var lines []string
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 0, 4096), len(data)+1)
-	for sc.Scan() {
-		if l := sc.Text(); l != "" {
+	for l := range strings.Lines(string(data)) {
+		if l = strings.TrimRight(l, "\n"); l != "" {
 			lines = append(lines, l)
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	return lines, nil
 }

@@ -1,6 +1,3 @@
-// Package discover finds the processes originagent should instrument: it scans
-// /proc at start, follows exec and exit events, and asks a Selector whether
-// each process opted in.
 package discover
 
 import (
@@ -11,10 +8,13 @@ import (
 	"strings"
 )
 
-// Process is what a Selector sees of a candidate process. Fields are read
-// lazily through procfs by the discovery code; a selector must treat a
-// vanished process (an error from Environ) as "not selected".
+// Process is what a Selector sees of a candidate process. PID, StartTime
+// and Exe are read when the Watcher builds it; Environ and CgroupPaths read
+// on their first call and keep the answer. A selector must treat a vanished
+// process (an error from Environ) as "not selected".
 type Process struct {
+	// PID is the process ID in the PID namespace of the procfs read: the
+	// host's, for the agent runs with hostPID.
 	PID int
 	// StartTime is the process start time in clock ticks since boot (field
 	// 22 of /proc/PID/stat). With PID it names one process instance: a
@@ -42,8 +42,8 @@ func (p *Process) BinaryPath() string {
 
 // RootPath returns /proc/PID/root, the process's root directory seen from the
 // host. RootPath()+Exe names the executable inside the process's mount
-// namespace; other files of the process (shared libraries, configuration)
-// are read the same way.
+// namespace (unless Exe ends in " (deleted)"); other files of the process
+// (shared libraries, configuration) are read the same way.
 func (p *Process) RootPath() string {
 	return filepath.Join(p.root(), strconv.Itoa(p.PID), "root")
 }
@@ -115,7 +115,10 @@ const OptInEnv = "DD_CODE_ORIGIN_FOR_SPANS_ENABLED"
 // changes only its own copy, which /proc/PID/environ does not show.
 func OptInSelector() Selector {
 	return SelectorFunc(func(p *Process) Decision {
-		v, ok := lookupEnv(p, OptInEnv)
+		v, ok, err := lookupEnv(p, OptInEnv)
+		if err != nil {
+			return Decision{Reason: "environment unreadable: " + err.Error()}
+		}
 		if !ok {
 			return Decision{Reason: "env " + OptInEnv + " unset"}
 		}
@@ -131,7 +134,10 @@ func OptInSelector() Selector {
 // than once, the first occurrence counts, as getenv(3) and os.Getenv do.
 func EnvSelector(key, value string) Selector {
 	return SelectorFunc(func(p *Process) Decision {
-		v, ok := lookupEnv(p, key)
+		v, ok, err := lookupEnv(p, key)
+		if err != nil {
+			return Decision{Reason: "environment unreadable: " + err.Error()}
+		}
 		if !ok {
 			return Decision{Reason: "env " + key + " unset"}
 		}
@@ -139,17 +145,18 @@ func EnvSelector(key, value string) Selector {
 	})
 }
 
-// lookupEnv returns the first value of key in p's environment. An unreadable
-// environment (the process vanished) counts as unset.
-func lookupEnv(p *Process, key string) (string, bool) {
+// lookupEnv returns the first value of key in p's environment, or the error
+// reading it (the process vanished, or the agent lacks CAP_SYS_PTRACE).
+func lookupEnv(p *Process, key string) (string, bool, error) {
 	if p.Environ == nil {
-		return "", false
+		return "", false, nil
 	}
 	env, err := p.Environ()
 	if err != nil {
-		return "", false
+		return "", false, err
 	}
-	return envValue(env, key)
+	v, ok := envValue(env, key)
+	return v, ok, nil
 }
 
 func envValue(env []string, key string) (string, bool) {

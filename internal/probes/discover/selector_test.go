@@ -134,4 +134,3 @@ func TestProcReader(t *testing.T) {
 		t.Errorf("zero Process BinaryPath %q, want /proc/7/exe", got)
 	}
 }
-

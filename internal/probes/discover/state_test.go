@@ -251,8 +251,8 @@ func TestRunEnvRetryAfterExec(t *testing.T) {
 		r.retries()
 		retries++
 	}
-	if retries != len(envRetryDelays) {
-		t.Errorf("retried %d times, want %d", retries, len(envRetryDelays))
+	if retries != envRetries {
+		t.Errorf("retried %d times, want %d", retries, envRetries)
 	}
 	if c := rec.take(); len(c) != 0 {
 		t.Errorf("calls for a process with an empty environment: %v", c)
@@ -351,5 +351,29 @@ func TestNewErrors(t *testing.T) {
 	}
 	if _, err := New(Config{}, OptInSelector(), nil, reg); err == nil {
 		t.Error("second New on one registry did not report the duplicate metrics")
+	}
+}
+
+// TestRunUnreadableEnvironment: an environment that cannot be read for a
+// reason other than exit (here a directory in its place; on a real host a
+// missing CAP_SYS_PTRACE) is counted and logged once per instance, not
+// taken as "not opted in" in silence.
+func TestRunUnreadableEnvironment(t *testing.T) {
+	r, rec, root := newTestRun(t, OptInSelector(), 1)
+	writeFakeProcess(t, root, 900, 9300, "/srv/app", "DD_CODE_ORIGIN_FOR_SPANS_ENABLED=true")
+	environ := filepath.Join(root, "900", "environ")
+	if err := os.Remove(environ); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(environ, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r.scan()
+	r.scan()
+	if got := rec.forPID(900); len(got) != 0 {
+		t.Errorf("calls for a process whose environment cannot be read: %v", got)
+	}
+	if v := testutil.ToFloat64(r.w.m.readErrors); v != 1 {
+		t.Errorf("read_errors_total = %v, want 1", v)
 	}
 }

@@ -23,10 +23,19 @@ const (
 	DefaultPoll   = 2 * time.Second
 )
 
-// envRetryDelays are the waits before re-reading a just-exec'd process whose
-// environment read back empty: the exec may still be settling. Bounded so a
-// process started with an empty environment (env -i) costs three reads.
-var envRetryDelays = [...]time.Duration{5 * time.Millisecond, 25 * time.Millisecond, 100 * time.Millisecond}
+// envRetries bounds the re-reads of a just-exec'd process whose environment
+// read back empty (the exec may still be settling), so that a process
+// started with an empty environment (env -i) costs a few reads, not a loop.
+const envRetries = 3
+
+// envRetryDelay is the wait before retry attempt (0-based): 5, 25, 125 ms.
+func envRetryDelay(attempt int) time.Duration {
+	d := 5 * time.Millisecond
+	for range attempt {
+		d *= 5
+	}
+	return d
+}
 
 // Config configures a Watcher. The zero value watches the host's /proc with
 // BPF exec/exit events and a 30 s safety-net rescan.
@@ -280,7 +289,7 @@ func (w *Watcher) Run(ctx context.Context, h Handler) error {
 			}
 			if n > lastLost {
 				w.m.lost.Add(float64(n - lastLost))
-				w.log.Debug("procevents ring buffer overflowed, rescanning /proc", "lost", n-lastLost)
+				w.log.Info("procevents ring buffer overflowed, rescanning /proc", "lost", n-lastLost)
 				lastLost = n
 				r.scan()
 			}
@@ -306,7 +315,8 @@ type envRetry struct {
 	due       time.Time
 	pid       int
 	startTime uint64
-	attempt   int // index into envRetryDelays of the retry to run
+	attempt   int   // 1-based number of the retry to run
+	execNS    int64 // when the process exec'd
 }
 
 // run is the state of one Run call, owned by its goroutine.
@@ -341,7 +351,7 @@ func (r *run) event(ev event) {
 		// A known PID that execs runs a new image: the old instance ends
 		// here. An unknown start time means the PID was reused.
 		r.forget(ev.pid)
-		r.evaluate(ev.pid, evalExec)
+		r.evaluateAttempt(ev.pid, evalExec, 0, int64(ev.ktimeNS))
 	case eventExit:
 		r.w.m.exitEvents.Inc()
 		if inst != nil && inst.startTime == ev.startTime {
@@ -377,7 +387,7 @@ func (r *run) scan() {
 			delete(alive, pid)
 			continue
 		}
-		if st.Starttime != inst.startTime {
+		if st.startTime != inst.startTime {
 			r.forget(pid)
 			r.evaluate(pid, evalScan)
 			continue
@@ -409,10 +419,12 @@ const (
 // evaluate reads pid and asks the selector. The caller has forgotten any
 // previous instance.
 func (r *run) evaluate(pid int, kind evalKind) {
-	r.evaluateAttempt(pid, kind, 0)
+	r.evaluateAttempt(pid, kind, 0, 0)
 }
 
-func (r *run) evaluateAttempt(pid int, kind evalKind, attempt int) {
+// evaluateAttempt is evaluate for the attempt-th environment retry of an
+// exec that happened at execNS (CLOCK_MONOTONIC; 0 if unknown).
+func (r *run) evaluateAttempt(pid int, kind evalKind, attempt int, execNS int64) {
 	readNS := monotonicNS()
 	p, err := r.w.rd.read(pid)
 	switch {
@@ -437,23 +449,35 @@ func (r *run) evaluateAttempt(pid int, kind evalKind, attempt int) {
 	inst := &instance{startTime: p.StartTime, readNS: readNS, exe: p.Exe}
 	r.known[pid] = inst
 	if d.Selected {
-		r.start(inst, p, d)
+		r.start(inst, p, d, execNS)
 		return
 	}
-	if (kind == evalExec || kind == evalRetry) && attempt < len(envRetryDelays) && p.env.emptyAfterRead() {
+	if err := p.env.unreadable(); err != nil && kind != evalRetry {
+		// Once per instance: without this, a missing capability would
+		// look like "nobody opted in".
+		r.w.m.readErrors.Inc()
+		r.w.log.Warn("cannot read process environment", "pid", pid, "exe", p.Exe, "err", err)
+	}
+	if (kind == evalExec || kind == evalRetry) && attempt < envRetries && p.env.emptyAfterRead() {
 		r.schedule(envRetry{
-			due: time.Now().Add(envRetryDelays[attempt]), pid: pid, startTime: p.StartTime, attempt: attempt + 1,
+			due: time.Now().Add(envRetryDelay(attempt)), pid: pid, startTime: p.StartTime,
+			attempt: attempt + 1, execNS: execNS,
 		})
 	}
 	r.w.log.Debug("process not selected", "pid", pid, "exe", p.Exe, "reason", d.Reason)
 }
 
-func (r *run) start(inst *instance, p *Process, d Decision) {
+// start hands a selected instance to the handler. execNS is when it exec'd
+// (0 if unknown, e.g. found by a scan).
+func (r *run) start(inst *instance, p *Process, d Decision, execNS int64) {
 	inst.started = true
 	r.w.m.selected.Inc()
 	r.w.m.started.Inc()
 	r.w.log.Info("process selected", "pid", p.PID, "exe", p.Exe, "reason", d.Reason)
 	r.h.Start(p, d)
+	if execNS > 0 {
+		r.w.m.latency.Observe(float64(monotonicNS()-execNS) / 1e9)
+	}
 }
 
 // forget drops pid, ending its instance with Exit if it was started.
@@ -508,7 +532,7 @@ func (r *run) reevaluate(pids []int, all bool) {
 		switch {
 		case d.Selected && !inst.started:
 			inst.exe = p.Exe
-			r.start(inst, p, d)
+			r.start(inst, p, d, 0)
 		case !d.Selected && inst.started:
 			inst.started = false
 			r.w.m.started.Dec()
@@ -560,7 +584,7 @@ func (r *run) retries() {
 			continue
 		}
 		delete(r.known, e.pid) // not started: no Exit owed
-		r.evaluateAttempt(e.pid, evalRetry, e.attempt)
+		r.evaluateAttempt(e.pid, evalRetry, e.attempt, e.execNS)
 	}
 	r.armTimer()
 }

@@ -3,6 +3,7 @@ package discover
 import (
 	"bytes"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,7 +28,7 @@ func startWithEvents(t *testing.T, sel Selector) (*Watcher, *recorder) {
 	t.Helper()
 	rootutil.RequireRoot(t)
 	// A rescan period longer than any test: only events can pass.
-	w, err := New(Config{Rescan: time.Hour, Poll: time.Hour}, sel, nil, nil)
+	w, err := New(Config{Rescan: time.Hour, Poll: time.Hour}, sel, nil, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,6 +101,14 @@ func TestWatcherFollowsExecAndExit(t *testing.T) {
 		t.Error("the selector was never asked about the child without opt-in")
 	} else if d.(Decision).Reason != "env DD_CODE_ORIGIN_FOR_SPANS_ENABLED=false" {
 		t.Errorf("decision for the child without opt-in: %+v", d)
+	}
+
+	// Observed once Handler.Start has returned, so maybe just after the
+	// recorder saw the call.
+	for deadline := time.Now().Add(10 * time.Second); latencySamples(t, w) < 1; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("exec_to_start_seconds has no sample")
+		}
 	}
 
 	if err := opted.Process.Kill(); err != nil {
@@ -316,4 +325,73 @@ func copyFile(t *testing.T, src, dst string) string {
 		t.Fatal(err)
 	}
 	return dst
+}
+
+// latencySamples returns the sample count of exec_to_start_seconds.
+func latencySamples(t *testing.T, w *Watcher) uint64 {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(w.m.latency)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "originagent_discover_exec_to_start_seconds" {
+			return mf.GetMetric()[0].GetHistogram().GetSampleCount()
+		}
+	}
+	t.Fatal("exec_to_start_seconds not gathered")
+	return 0
+}
+
+// TestWatcherFallsBackToPolling makes the BPF load fail (a ring buffer size
+// the kernel refuses) and checks that the Watcher says so once and still
+// finds a new opted-in process by polling /proc. Root is not needed: without
+// it the load fails anyway.
+func TestWatcherFallsBackToPolling(t *testing.T) {
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	w, err := New(Config{Rescan: time.Hour, Poll: 20 * time.Millisecond}, OptInSelector(), log, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.ringSize = 3 // not a power of two: the map cannot be created
+	rec := newRecorder()
+	runWatcher(t, w, rec)
+	waitScanned(t, w)
+
+	child := spawn(t, []string{OptInEnv + "=true"}, "sleep", "30")
+	rec.wait(t, 5*time.Second, "Start found by polling", func(c call) bool { return c.start && c.pid == child.Process.Pid })
+	if err := child.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = child.Wait()
+	rec.wait(t, 5*time.Second, "Exit found by polling", func(c call) bool { return !c.start && c.pid == child.Process.Pid })
+
+	out := logs.String()
+	if n := strings.Count(out, "exec/exit events unavailable, polling /proc instead"); n != 1 {
+		t.Errorf("fallback warning logged %d times, want once; logs:\n%s", n, out)
+	}
+	if testutil.ToFloat64(w.m.execEvents) != 0 {
+		t.Error("exec events counted although BPF was not loaded")
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

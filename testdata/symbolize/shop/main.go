@@ -145,6 +145,9 @@ func exercise() {
 	}
 	var get api.Handler = u.Get
 	sink = append(sink, get("u2"), usersHandler("x"))
+	for _, c := range api.Counters() {
+		sink = append(sink, c("c"))
+	}
 	sink = append(sink, api.Map([]int{1, 2}, strconv.Itoa)...)
 	sink = append(sink, api.Map([]string{"a"}, strings.ToUpper)...)
 	var l api.List[int]

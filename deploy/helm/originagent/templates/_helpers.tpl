@@ -37,12 +37,14 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
-{{/* Capabilities the container adds: the configured list, plus SYS_ADMIN and
-SYS_RESOURCE on kernels before 5.8. */}}
+{{/* Capabilities the container adds; values.yaml says why each. */}}
 {{- define "originagent.capabilities" -}}
-{{- $caps := .Values.capabilities.add }}
-{{- if .Values.capabilities.legacyKernel }}
-{{- $caps = concat $caps (list "SYS_ADMIN" "SYS_RESOURCE") | uniq }}
+{{- $caps := list "SYS_ADMIN" "SYS_PTRACE" "DAC_READ_SEARCH" }}
+{{- if not .Values.capabilities.sysAdmin }}
+{{- $caps = list "BPF" "PERFMON" "SYS_PTRACE" "DAC_READ_SEARCH" "CHECKPOINT_RESTORE" }}
 {{- end }}
-{{- toJson $caps }}
+{{- if .Values.capabilities.sysResource }}
+{{- $caps = append $caps "SYS_RESOURCE" }}
+{{- end }}
+{{- toJson (concat $caps .Values.capabilities.extra | uniq) }}
 {{- end }}

@@ -40,10 +40,10 @@ type ItabInfo struct {
 
 // Report collects the truth and prints it as JSON.
 type Report struct {
-	Bias   uint64      `json:"bias"`
-	Types  []TypeInfo  `json:"types"`
-	Fields []FieldInfo `json:"fields"`
-	Itabs  []ItabInfo  `json:"itabs"`
+	Bias   uint64               `json:"bias"`
+	Types  []TypeInfo           `json:"types"`
+	Fields []FieldInfo          `json:"fields"`
+	Itabs  []ItabInfo           `json:"itabs"`
 	seen   map[reflect.Type]int // deepest expansion done + 1
 }
 

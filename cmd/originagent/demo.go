@@ -1,0 +1,354 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/originagent/originagent/internal/export"
+	"github.com/originagent/originagent/internal/origin"
+)
+
+// demoRequest is one request the demo sends to the example shop.
+type demoRequest struct {
+	method, path, body, apiKey string
+}
+
+// demoRequests exercise every handler shape of examples/shop: method
+// values, a value-receiver struct, a closure, a pointer-receiver struct
+// behind authentication middleware, and a plain function.
+var demoRequests = []demoRequest{
+	{method: "GET", path: "/healthz"},
+	{method: "GET", path: "/users"},
+	{method: "GET", path: "/users/1"},
+	{method: "GET", path: "/users/2"},
+	{method: "GET", path: "/products"},
+	{method: "GET", path: "/products/mug"},
+	{method: "POST", path: "/carts/1/items", body: `{"sku":"mug","quantity":2}`},
+	{method: "GET", path: "/carts/1"},
+	{method: "POST", path: "/orders", body: `{"items":[{"sku":"tee","quantity":1}]}`, apiKey: "key-ada"},
+	{method: "GET", path: "/orders", apiKey: "key-ada"},
+}
+
+func newDemoCmd() *cobra.Command {
+	var shop string
+	var logs logFlags
+	var rounds int
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Show originagent at work on the example shop (needs root)",
+		Long: `demo starts the agent, starts the example shop service (examples/shop, traced
+with dd-trace-go), drives a few requests, and prints which handler each route
+ran and the code origin tags its spans received. When no Datadog Agent is
+reachable, payloads go to a built-in local agent that keeps them in memory.
+Every process it starts is stopped on exit, Ctrl-C included.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := logs.logger(os.Stderr)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return runDemo(ctx, cmd.OutOrStdout(), log, shop, rounds)
+		},
+	}
+	cmd.Flags().StringVar(&shop, "shop", "bin/shop", "the example shop binary (make demo builds it)")
+	cmd.Flags().IntVar(&rounds, "rounds", 3, "times to send the request set")
+	logs.register(cmd.Flags())
+	cmd.Flags().Lookup("log-level").DefValue = "warn"
+	logs.level = "warn"
+	return cmd
+}
+
+// recordLog keeps the records the probes produced, for the demo's table.
+type recordLog struct {
+	mu   sync.Mutex
+	recs []origin.Record
+}
+
+func (l *recordLog) Put(r origin.Record) {
+	l.mu.Lock()
+	l.recs = append(l.recs, r)
+	l.mu.Unlock()
+}
+
+func runDemo(ctx context.Context, out io.Writer, log *slog.Logger, shopBin string, rounds int) error {
+	if _, err := os.Stat(shopBin); err != nil {
+		return fmt.Errorf("example shop: %w (build it with `make demo` or `go build -o bin/shop ./examples/shop`)", err)
+	}
+	var cfg agentConfig
+	registerAgentFlags(pflag.NewFlagSet("demo", pflag.ContinueOnError), &cfg)
+	cfg.proxy.Listen = "127.0.0.1:0"
+	cfg.adminAddr = "127.0.0.1:0"
+	cfg.localAgent = "auto"
+	recs := &recordLog{}
+	cfg.extraSinks = []origin.Sink{recs}
+
+	a, err := newAgent(cfg, log)
+	if err != nil {
+		return err
+	}
+	agentCtx, stopAgent := context.WithCancel(context.Background())
+	agentDone := make(chan error, 1)
+	ready := make(chan struct{})
+	go func() { agentDone <- a.run(agentCtx, func() { close(ready) }) }()
+	defer func() {
+		stopAgent()
+		<-agentDone
+	}()
+	select {
+	case <-ready:
+	case err := <-agentDone:
+		return err
+	}
+	intake := "http://" + a.proxy.Addrs()[0].String()
+	fmt.Fprintf(out, "originagent: trace intake %s, upstream %s\n", intake, upstreamName(a))
+
+	shop, err := startShop(ctx, shopBin, intake)
+	if err != nil {
+		return err
+	}
+	defer shop.stop()
+	fmt.Fprintf(out, "example shop: pid %d on %s (DD_CODE_ORIGIN_FOR_SPANS_ENABLED=true)\n", shop.cmd.Process.Pid, shop.addr)
+	if err := waitFor(ctx, 5*time.Second, func() bool {
+		for _, p := range a.engine.Processes() {
+			if p.PID == shop.cmd.Process.Pid {
+				return true
+			}
+		}
+		return false
+	}); err != nil {
+		return fmt.Errorf("the agent did not attach to the shop: %w", err)
+	}
+	fmt.Fprintf(out, "attached: probes on %s\n\n", strings.Join(probeNames(a, shop.cmd.Process.Pid), ", "))
+
+	client := &http.Client{Timeout: 5 * time.Second}
+	sent := 0
+	for r := 0; r < rounds; r++ {
+		for _, dr := range demoRequests {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			req, err := http.NewRequestWithContext(ctx, dr.method, "http://"+shop.addr+dr.path, strings.NewReader(dr.body))
+			if err != nil {
+				return err
+			}
+			if dr.apiKey != "" {
+				req.Header.Set("X-API-Key", dr.apiKey)
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				return fmt.Errorf("%s %s: %w", dr.method, dr.path, err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			sent++
+		}
+	}
+	// Stopping the shop flushes its tracer through the intake.
+	shop.stop()
+	if a.local != nil {
+		waitFor(ctx, 10*time.Second, func() bool { return countSpans(a.local.Spans()) >= sent })
+	}
+	printDemo(out, a, recs, sent)
+	return nil
+}
+
+func upstreamName(a *agent) string {
+	if a.local != nil {
+		return "built-in local agent (no Datadog Agent reachable)"
+	}
+	return a.proxy.Upstream()
+}
+
+func probeNames(a *agent, pid int) []string {
+	for _, p := range a.engine.Processes() {
+		if p.PID == pid {
+			var out []string
+			for _, pr := range p.Probes {
+				out = append(out, pr.Symbol)
+			}
+			return out
+		}
+	}
+	return nil
+}
+
+func countSpans(spans []export.Span) int {
+	n := 0
+	for _, s := range spans {
+		if s.Name == "http.request" {
+			n++
+		}
+	}
+	return n
+}
+
+func waitFor(ctx context.Context, d time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return errors.New("timed out")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+type shopProc struct {
+	cmd  *exec.Cmd
+	addr string
+	once sync.Once
+	done chan struct{}
+}
+
+func startShop(ctx context.Context, bin, intake string) (*shopProc, error) {
+	cmd := exec.Command(bin, "--addr", "127.0.0.1:0")
+	cmd.Env = append(os.Environ(),
+		"DD_TRACE_AGENT_URL="+intake,
+		"DD_SERVICE=shop",
+		"DD_ENV=demo",
+		"DD_CODE_ORIGIN_FOR_SPANS_ENABLED=true",
+		"DD_TRACE_STARTUP_LOGS=false",
+	)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	p := &shopProc{cmd: cmd, done: make(chan struct{})}
+	go func() { cmd.Wait(); close(p.done) }()
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if a, ok := strings.CutPrefix(sc.Text(), "listening on "); ok {
+				addr <- a
+			}
+		}
+	}()
+	select {
+	case p.addr = <-addr:
+		return p, nil
+	case <-p.done:
+		return nil, fmt.Errorf("%s exited before listening", bin)
+	case <-time.After(15 * time.Second):
+	case <-ctx.Done():
+	}
+	p.stop()
+	return nil, fmt.Errorf("%s did not start listening", bin)
+}
+
+// stop ends the shop: SIGTERM (it flushes its tracer), then SIGKILL.
+func (p *shopProc) stop() {
+	p.once.Do(func() {
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+}
+
+// printDemo prints, per route, the handler the probes named and how many of
+// the route's spans carry its tags; then the tags of one trace.
+func printDemo(out io.Writer, a *agent, recs *recordLog, sent int) {
+	type row struct {
+		route, handler, loc string
+		tagged, spans       int
+	}
+	rows := map[string]*row{}
+	var spans []export.Span
+	if a.local != nil {
+		spans = a.local.Spans()
+	}
+	for _, s := range spans {
+		if s.Name != "http.request" {
+			continue
+		}
+		r := rows[s.Resource]
+		if r == nil {
+			r = &row{route: s.Resource}
+			rows[s.Resource] = r
+		}
+		r.spans++
+		if s.Meta[origin.TagType] != "" {
+			r.tagged++
+			r.handler = s.Meta[origin.TagFrameType] + "." + s.Meta[origin.TagFrameMethod]
+			r.loc = s.Meta[origin.TagFrameFile] + ":" + s.Meta[origin.TagFrameLine]
+		}
+	}
+	keys := make([]string, 0, len(rows))
+	for k := range rows {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ROUTE\tHANDLER\tFILE:LINE\tSPANS TAGGED")
+	for _, k := range keys {
+		r := rows[k]
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\n", r.route, r.handler, shortPath(r.loc), r.tagged, r.spans)
+	}
+	tw.Flush()
+	recs.mu.Lock()
+	nrec := len(recs.recs)
+	recs.mu.Unlock()
+	fmt.Fprintf(out, "\n%d requests sent, %d code origin records captured in the kernel, %d spans received upstream\n", sent, nrec, countSpans(spans))
+	if a.local == nil {
+		fmt.Fprintln(out, "(spans went to the Datadog Agent; see them in Trace Explorer)")
+		return
+	}
+	// One trace in full: the tags a user would see on the service entry span.
+	for _, k := range keys {
+		for _, s := range spans {
+			if s.Resource != k || s.Meta[origin.TagType] == "" {
+				continue
+			}
+			fmt.Fprintf(out, "\ntrace %s, span %d (%s %s):\n", s.TraceID, s.SpanID, s.Name, s.Resource)
+			var tags []string
+			for t, v := range s.Meta {
+				if strings.HasPrefix(t, "_dd.code_origin.") {
+					tags = append(tags, fmt.Sprintf("  %s = %s", t, v))
+				}
+			}
+			sort.Strings(tags)
+			fmt.Fprintln(out, strings.Join(tags, "\n"))
+			return
+		}
+	}
+}
+
+// shortPath trims the working directory from a file path for display.
+func shortPath(p string) string {
+	if wd, err := os.Getwd(); err == nil {
+		if rel, ok := strings.CutPrefix(p, wd+"/"); ok {
+			return rel
+		}
+	}
+	return p
+}

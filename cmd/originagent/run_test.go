@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/spf13/pflag"
+
+	"github.com/originagent/originagent/internal/e2eservices"
+	"github.com/originagent/originagent/internal/origin"
+	"github.com/originagent/originagent/internal/symbolize"
+	"github.com/originagent/originagent/internal/testutil"
+)
+
+// testAgentConfig is `originagent run`'s default configuration on
+// loopback ports chosen by the kernel.
+func testAgentConfig(upstream string) agentConfig {
+	var cfg agentConfig
+	registerAgentFlags(pflag.NewFlagSet("test", pflag.ContinueOnError), &cfg)
+	cfg.proxy.Listen = "127.0.0.1:0"
+	cfg.proxy.Upstream = upstream
+	cfg.adminAddr = "127.0.0.1:0"
+	cfg.engine.ProcRoot = cfg.discover.ProcRoot
+	return cfg
+}
+
+// startAgent runs an agent until the test ends and returns it once ready.
+func startAgent(t *testing.T, cfg agentConfig) *agent {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	a, err := newAgent(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan struct{})
+	done := make(chan error, 1)
+	go func() { done <- a.run(ctx, func() { close(ready) }) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("agent stopped: %v", err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("agent run: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Errorf("agent did not stop within 5 s")
+		}
+	})
+	return a
+}
+
+func waitAttached(t *testing.T, a *agent, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, p := range a.engine.Processes() {
+			if p.PID == pid {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("pid %d not attached within 5 s", pid)
+}
+
+// TestRunTagsSpans is the whole product on one machine: a real dd-trace-go
+// service, started after the agent, is discovered through its exec event,
+// probed, and its spans reach a decoding test Agent through the agent's
+// trace intake carrying exactly the code origin of their handlers.
+func TestRunTagsSpans(t *testing.T) {
+	testutil.RequireRoot(t)
+	upstream := e2eservices.NewAgent(t)
+	a := startAgent(t, testAgentConfig(upstream.URL))
+	intake := "http://" + a.proxy.Addrs()[0].String()
+
+	bin := e2eservices.Build(t, e2eservices.NetHTTPV2, "-ldflags=-s -w")
+	svc := e2eservices.Start(t, bin, "DD_TRACE_AGENT_URL="+intake, "DD_SERVICE=run-test",
+		"DD_CODE_ORIGIN_FOR_SPANS_ENABLED=true", "DD_INSTRUMENTATION_TELEMETRY_ENABLED=false")
+	waitAttached(t, a, svc.PID)
+
+	var truths []e2eservices.Truth
+	for _, r := range e2eservices.Routes {
+		tr, err := svc.Get(context.Background(), r.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		truths = append(truths, tr)
+	}
+	// An untraced request to a non-opted-in path must not disturb anything.
+	if err := svc.Stop(); err != nil { // flushes the tracer
+		t.Fatalf("service exit: %v\n%s", err, svc.Stderr())
+	}
+	for _, tr := range truths {
+		span, ok := upstream.Span(tr.SpanID)
+		if !ok {
+			t.Errorf("%s: span %s never reached the Agent", tr.Route, tr.SpanID)
+			continue
+		}
+		_, typ, method := symbolize.SplitName(tr.Function)
+		want := map[string]string{
+			origin.TagType:        "entry",
+			origin.TagFrameFile:   tr.File,
+			origin.TagFrameLine:   strconv.Itoa(tr.Line),
+			origin.TagFrameType:   typ,
+			origin.TagFrameMethod: method,
+		}
+		for k, v := range want {
+			if got := span.Meta[k]; got != v {
+				t.Errorf("%s: %s = %q, want %q", tr.Route, k, got, v)
+			}
+		}
+	}
+
+	// The admin endpoints describe what happened.
+	admin := a.adminURL
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200} {
+		resp, err := http.Get(admin + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("%s: %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+	fams := scrape(t, admin+"/metrics")
+	for name, atLeast := range map[string]float64{
+		"originagent_discover_processes_selected_total": 1,
+		"originagent_records_emitted_total":             float64(len(truths)),
+		"originagent_export_spans_tagged_total":         float64(len(truths)),
+	} {
+		if got := sum(fams, name); got < atLeast {
+			t.Errorf("metric %s = %v, want >= %v", name, got, atLeast)
+		}
+	}
+}
+
+func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("parse %s: %v", url, err)
+	}
+	return fams
+}
+
+func sum(fams map[string]*dto.MetricFamily, name string) float64 {
+	f, ok := fams[name]
+	if !ok {
+		return -1
+	}
+	var s float64
+	for _, m := range f.GetMetric() {
+		switch {
+		case m.GetCounter() != nil:
+			s += m.GetCounter().GetValue()
+		case m.GetGauge() != nil:
+			s += m.GetGauge().GetValue()
+		}
+	}
+	return s
+}
