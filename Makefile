@@ -4,7 +4,7 @@ CLANG     ?= clang-14
 BIN       := bin/originagent
 GOFLAGS_T ?= -count=1
 
-.PHONY: all build generate check-generate vet test test-short bench fuzz demo clean
+.PHONY: all build generate check-generate vet helm-lint test test-short bench fuzz demo clean
 
 all: build
 
@@ -28,8 +28,13 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 
+# Build helm (from the module proxy, into bin/tools) and lint the chart; the
+# chart's Go tests in deploy/helm render it with that helm.
+helm-lint:
+	HELM_LINT_ONLY=1 bash deploy/helm/test.sh
+
 # Every test, the privileged ones included when run as root.
-test: vet check-generate
+test: vet check-generate helm-lint
 	$(GO) test $(GOFLAGS_T) -timeout 25m ./...
 
 test-short:

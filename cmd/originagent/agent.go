@@ -100,6 +100,7 @@ func newAgent(cfg agentConfig, log *slog.Logger) (a *agent, err error) {
 	if a.engine, err = probes.New(cfg.engine, origin.Tee(sinks...), log.With("component", "probes"), a.reg); err != nil {
 		return nil, fmt.Errorf("probe engine: %w", err)
 	}
+	a.proxy.SetBeforeEnrich(func() { a.engine.Sync(syncTimeout) })
 	sel, err := a.selector()
 	if err != nil {
 		return nil, err
@@ -172,6 +173,22 @@ func reachable(upstream string) error {
 
 func (a *agent) selector() (discover.Selector, error) {
 	var sels []discover.Selector
+	// The pod selector goes first: it labels every process of a pod
+	// (namespace, pod, container) even when another selector opts it in.
+	if a.cfg.kube {
+		client, err := kube.NewClient(a.cfg.kubeconfig, "originagent/"+version)
+		if err != nil {
+			return nil, fmt.Errorf("kubernetes client: %w", err)
+		}
+		a.kubeSel, err = kube.NewSelector(kube.Options{
+			Client: client, NodeName: a.cfg.nodeName, Namespaces: a.cfg.kubeNS,
+			Logger: a.log.With("component", "kube"), Registerer: a.reg,
+		})
+		if err != nil {
+			return nil, err
+		}
+		sels = append(sels, a.kubeSel)
+	}
 	if a.cfg.selectEnv != "" {
 		k, v, ok := strings.Cut(a.cfg.selectEnv, "=")
 		if !ok || k == "" {
@@ -189,20 +206,6 @@ func (a *agent) selector() (discover.Selector, error) {
 			return nil, fmt.Errorf("--select-exe: %w", err)
 		}
 		sels = append(sels, s)
-	}
-	if a.cfg.kube {
-		client, err := kube.NewClient(a.cfg.kubeconfig, "originagent/"+version)
-		if err != nil {
-			return nil, fmt.Errorf("kubernetes client: %w", err)
-		}
-		a.kubeSel, err = kube.NewSelector(kube.Options{
-			Client: client, NodeName: a.cfg.nodeName, Namespaces: a.cfg.kubeNS,
-			Logger: a.log.With("component", "kube"), Registerer: a.reg,
-		})
-		if err != nil {
-			return nil, err
-		}
-		sels = append(sels, a.kubeSel)
 	}
 	if len(sels) == 0 {
 		return nil, errors.New("no process selector: set --select-env, --select-exe or --kube")
@@ -241,6 +244,13 @@ func (a *agent) run(ctx context.Context, ready func()) error {
 	if a.kubeSel != nil {
 		a.kubeSel.Start(ctx)
 		a.kubeSel.OnChange(a.watcher.ReevaluateAll)
+		// Ready only once the pod cache is: until then pods cannot opt in.
+		syncCtx, cancelSync := context.WithTimeout(ctx, 30*time.Second)
+		err := a.kubeSel.WaitForSync(syncCtx)
+		cancelSync()
+		if err != nil {
+			a.log.Warn("the pod cache has not synced; pods opt in once it has", "err", err)
+		}
 	}
 
 	var wg sync.WaitGroup
@@ -304,6 +314,10 @@ func (a *agent) run(ctx context.Context, ready func()) error {
 	}
 	return runErr
 }
+
+// syncTimeout bounds how long a trace payload waits for the probe engine to
+// hand over the records still in the kernel's ring buffer.
+const syncTimeout = 100 * time.Millisecond
 
 // shutdownTimeout keeps SIGTERM-to-exit under the 5 s Kubernetes users
 // expect by default from a well-behaved node agent (terminationGracePeriod

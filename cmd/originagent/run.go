@@ -90,8 +90,9 @@ Point tracers at it with DD_TRACE_AGENT_URL.
 
 Every flag can also be set with an ORIGINAGENT_* environment variable or a
 key of the YAML file given with --config; the command line wins, then the
-environment, then the file. It needs root, or CAP_BPF, CAP_PERFMON,
-CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH.`,
+environment, then the file. It needs root, or CAP_SYS_ADMIN, CAP_SYS_PTRACE
+and CAP_DAC_READ_SEARCH (on kernels before 6.16 without the 2025 backport,
+CAP_BPF and CAP_PERFMON can stand in for CAP_SYS_ADMIN).`,
 		Args: cobra.NoArgs,
 		PreRunE: func(cmd *cobra.Command, _ []string) error {
 			if configFile == "" {

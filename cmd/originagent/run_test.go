@@ -108,13 +108,17 @@ func TestRunTagsSpans(t *testing.T) {
 	if err := svc.Stop(); err != nil { // flushes the tracer
 		t.Fatalf("service exit: %v\n%s", err, svc.Stderr())
 	}
+	sym, err := symbolize.Open(bin, symbolize.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tr := range truths {
 		span, ok := upstream.Span(tr.SpanID)
 		if !ok {
 			t.Errorf("%s: span %s never reached the Agent", tr.Route, tr.SpanID)
 			continue
 		}
-		_, typ, method := symbolize.SplitName(tr.Function)
+		_, typ, method := sym.SplitName(tr.Function)
 		want := map[string]string{
 			origin.TagType:        "entry",
 			origin.TagFrameFile:   tr.File,

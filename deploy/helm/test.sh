@@ -17,5 +17,7 @@ if ! [ -x "$helm" ] || [ "$(cat "$tools/helm.version" 2>/dev/null)" != "$HELM_VE
 	echo "$HELM_VERSION" >"$tools/helm.version"
 fi
 "$helm" lint --strict "$root/deploy/helm/originagent" --kube-version 1.33.0
+# `make test` runs the Go tests with everything else (they find bin/tools/helm).
+[ "${HELM_LINT_ONLY:-}" = 1 ] && exit 0
 cd "$root"
 HELM=$helm "$GO" test -count=1 ./deploy/helm/...

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -53,15 +54,17 @@ func TestRealClient(t *testing.T) {
 	bin := buildClient(t)
 	for _, tc := range []struct {
 		name, protocol, path string
+		unix                 bool
 	}{
-		{"default", "", "/v1.0/traces"},
-		{"v0.4", "0.4", "/v0.4/traces"},
+		{"default", "", "/v1.0/traces", false},
+		{"v0.4", "0.4", "/v0.4/traces", false},
+		{"unix-socket", "", "/v1.0/traces", true},
 	} {
-		t.Run(tc.name, func(t *testing.T) { runClient(t, bin, tc.protocol, tc.path) })
+		t.Run(tc.name, func(t *testing.T) { runClient(t, bin, tc.protocol, tc.path, tc.unix) })
 	}
 }
 
-func runClient(t *testing.T, bin, protocol, wantPath string) {
+func runClient(t *testing.T, bin, protocol, wantPath string, unix bool) {
 	agent := NewLocalAgent(LocalAgentOptions{RemoteConfig: true}, nil)
 	upRec := &recorder{next: agent}
 	up := httptest.NewServer(upRec)
@@ -72,15 +75,30 @@ func runClient(t *testing.T, bin, protocol, wantPath string) {
 		t.Fatal(err)
 	}
 	inRec := &recorder{next: px.Handler()}
-	front := httptest.NewServer(inRec)
+	front := httptest.NewUnstartedServer(inRec)
+	agentURL := ""
+	if unix {
+		sock := filepath.Join(t.TempDir(), "apm.socket")
+		ln, err := net.Listen("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		front.Listener.Close()
+		front.Listener = ln
+		agentURL = "unix://" + sock
+	}
+	front.Start()
 	defer front.Close()
+	if agentURL == "" {
+		agentURL = front.URL
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin)
 	cmd.Env = []string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(),
-		"DD_TRACE_AGENT_URL=" + front.URL,
+		"DD_TRACE_AGENT_URL=" + agentURL,
 		"DD_REMOTE_CONFIG_POLL_INTERVAL_SECONDS=0.2",
 		"DD_TELEMETRY_HEARTBEAT_INTERVAL=1",
 		"DD_INSTRUMENTATION_TELEMETRY_ENABLED=true",

@@ -91,9 +91,15 @@ type v1Walker struct {
 	// advancing it is a plain integer store (no GC write barrier)
 	emit bool
 
-	orig  strTable // the table a decoder of the input builds
-	out   strTable // the table a decoder of the output builds (emit)
+	orig  strTable // the table a decoder of the input builds (plan)
 	remap []uint32 // input index -> output index (emit)
+	// The emit pass does not rebuild tables: the input's final table (from
+	// the plan pass) tells whether an inline string is new at its position
+	// (its index is the table's length there), and the output's table is
+	// the input's plus the few strings the tags add.
+	origLen  uint32            // input table length at the read position (emit)
+	outLen   uint32            // output table length at the write position (emit)
+	inserted map[string]uint32 // strings the tags added to the output table (emit)
 
 	dst  []byte // output (emit)
 	last int    // body offset copied to dst so far (emit)
@@ -179,14 +185,35 @@ func isStr(b []byte) bool {
 	return len(b) > 0 && (b[0]&0xe0 == 0xa0 || b[0] == 0xd9 || b[0] == 0xda || b[0] == 0xdb)
 }
 
-// inline registers an inline string of the input in both tables.
-func (w *v1Walker) inline(s []byte) uint32 {
-	oi, isNew := w.orig.add(s)
-	if w.emit && isNew {
-		ni, _ := w.out.add(s)
+// inline registers an inline string of the input: in the plan pass in the
+// input's table, in the emit pass in the index remapping.
+func (w *v1Walker) inline(s []byte) (uint32, error) {
+	if !w.emit {
+		oi, _ := w.orig.add(s)
+		return oi, nil
+	}
+	oi, ok := w.orig.lookup[string(s)]
+	if !ok || oi > w.origLen {
+		return 0, malformed("v1.0: input changed between passes")
+	}
+	if oi == w.origLen { // first occurrence
+		w.origLen++
+		ni, dup := w.inserted[string(s)]
+		if !dup { // else the output's decoder finds the tag's copy
+			ni = w.outLen
+			w.outLen++
+		}
 		w.remap = append(w.remap, ni)
 	}
-	return oi
+	return oi, nil
+}
+
+// tableLen is the input table's length at the read position.
+func (w *v1Walker) tableLen() int {
+	if w.emit {
+		return int(w.origLen)
+	}
+	return len(w.orig.strs)
 }
 
 // str reads a streaming string and returns its input table index.
@@ -201,7 +228,7 @@ func (w *v1Walker) str() (uint32, error) {
 			return 0, malformed("v1.0 string truncated")
 		}
 		w.i += n
-		return w.inline(p[1:n]), nil
+		return w.inline(p[1:n])
 	}
 	if isStr(p) {
 		s, o, err := msgp.ReadStringZC(p)
@@ -209,15 +236,15 @@ func (w *v1Walker) str() (uint32, error) {
 			return 0, malformed("v1.0 string: %v", err)
 		}
 		w.adv(o)
-		return w.inline(s), nil
+		return w.inline(s)
 	}
 	at := w.off()
 	ref, err := w.u32()
 	if err != nil {
 		return 0, err
 	}
-	if int(ref) >= len(w.orig.strs) {
-		return 0, malformed("v1.0: string index %d beyond table of %d", ref, len(w.orig.strs))
+	if int(ref) >= w.tableLen() {
+		return 0, malformed("v1.0: string index %d beyond table of %d", ref, w.tableLen())
 	}
 	if w.emit {
 		if ni := w.remap[ref]; ni != ref {
@@ -230,22 +257,31 @@ func (w *v1Walker) str() (uint32, error) {
 // putStr appends s to the output as a streaming string: its index when the
 // output table has it, else inline (which adds it).
 func (w *v1Walker) putStr(b []byte, s string) []byte {
-	if i, ok := w.out.lookup[s]; ok {
+	if i, ok := w.inserted[s]; ok {
 		return msgp.AppendUint32(b, i)
 	}
-	w.out.addUnchecked([]byte(s))
+	if k, ok := w.orig.lookup[s]; ok && k < w.origLen {
+		return msgp.AppendUint32(b, w.remap[k])
+	}
+	w.inserted[s] = w.outLen
+	w.outLen++
 	return msgp.AppendString(b, s)
 }
 
 // walk runs one pass over the payload.
 func (w *v1Walker) walk() error {
 	w.i = 0
-	w.orig.reset()
 	if w.emit {
-		w.out.reset()
+		w.origLen, w.outLen = 1, 1 // index 0 is ""
+		if w.inserted == nil {
+			w.inserted = make(map[string]uint32)
+		}
+		clear(w.inserted)
 		w.remap = append(w.remap[:0], 0)
 		w.last = 0
 		w.cursor = 0
+	} else {
+		w.orig.reset()
 	}
 	w.chunk = -1
 	nf, err := w.count(true)
@@ -259,7 +295,7 @@ func (w *v1Walker) walk() error {
 		}
 		switch {
 		case key == v1PayloadStrings:
-			if len(w.orig.strs) > 1 {
+			if w.tableLen() > 1 {
 				return malformed("v1.0: string table after streaming strings")
 			}
 			n, err := w.count(false)
@@ -275,9 +311,12 @@ func (w *v1Walker) walk() error {
 				if len(s) == 0 {
 					continue
 				}
-				w.orig.addUnchecked(s)
 				if w.emit {
-					w.remap = append(w.remap, w.out.addUnchecked(s))
+					w.origLen++
+					w.remap = append(w.remap, w.outLen)
+					w.outLen++
+				} else {
+					w.orig.addUnchecked(s)
 				}
 			}
 		case key >= 2 && key <= 9:
@@ -619,7 +658,9 @@ func (w *v1Walker) harvest(depth int) error {
 			return malformed("v1.0 string: %v", err)
 		}
 		w.adv(o)
-		w.inline(s)
+		if _, err := w.inline(s); err != nil {
+			return err
+		}
 	case msgp.ArrayType, msgp.MapType:
 		isMap := msgp.NextType(w.rest()) == msgp.MapType
 		n, err := w.count(isMap)
@@ -655,7 +696,7 @@ func splitTraceID(b []byte) (high, low uint64) {
 // into dst. It returns nil when nothing changes.
 func (st *encState) enrichV1(dst, body []byte, s *store) ([]byte, error) {
 	w := &st.v1
-	*w = v1Walker{body: body, st: st, s: s, plans: w.plans[:0], remap: w.remap, orig: w.orig, out: w.out}
+	*w = v1Walker{body: body, st: st, s: s, plans: w.plans[:0], remap: w.remap, orig: w.orig, inserted: w.inserted}
 	st.v1origin, st.v1attrs = st.v1origin[:0], st.v1attrs[:0]
 	if err := w.walk(); err != nil {
 		return nil, err

@@ -55,6 +55,8 @@ type Proxy struct {
 	bufs     sync.Pool // *[]byte
 	states   sync.Pool // *encState
 
+	beforeEnrich func() // see SetBeforeEnrich
+
 	mu        sync.Mutex
 	listeners []net.Listener
 	srv       *http.Server
@@ -151,6 +153,12 @@ func (p *Proxy) Upstream() string { return p.up.String() }
 // It does not block beyond a short critical section, so the probe engine
 // may call it from its event loop.
 func (p *Proxy) Put(r origin.Record) { p.store.put(r) }
+
+// SetBeforeEnrich makes the proxy call f before it enriches each trace
+// payload; the agent passes the probe engine's Sync, so that a record still
+// in the kernel's ring buffer reaches the store before its span is looked
+// up. Call it before Serve.
+func (p *Proxy) SetBeforeEnrich(f func()) { p.beforeEnrich = f }
 
 // Handler returns the proxy's HTTP handler.
 func (p *Proxy) Handler() http.Handler { return http.HandlerFunc(p.serveHTTP) }
@@ -360,18 +368,31 @@ func endpointOf(path string) (string, version) {
 	return "other", vNone
 }
 
+// reqInfo travels in a request's context from serveHTTP to the reverse
+// proxy's callbacks.
+type reqInfo struct {
+	endpoint string
+	// answered is set when the upstream answered 2xx: the Agent reads a
+	// whole payload before it answers 200, so the transport is done with the
+	// body and its buffer may be reused. After an error the transport's
+	// writer may still hold it, so it is left to the garbage collector.
+	answered bool
+}
+
 func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	ep, v := endpointOf(r.URL.Path)
-	r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, ep))
+	info := &reqInfo{endpoint: ep}
+	r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, info))
 	if v == vNone || (r.Method != http.MethodPost && r.Method != http.MethodPut) {
 		p.rp.ServeHTTP(w, r)
 		return
 	}
-	p.serveTraces(w, r, ep, v)
+	p.serveTraces(w, r, info, v)
 }
 
 // serveTraces buffers a trace payload, enriches it and forwards it.
-func (p *Proxy) serveTraces(w http.ResponseWriter, r *http.Request, ep string, v version) {
+func (p *Proxy) serveTraces(w http.ResponseWriter, r *http.Request, info *reqInfo, v version) {
+	ep := info.endpoint
 	// Bounds the bodies held at once; further tracers wait here.
 	select {
 	case p.inflight <- struct{}{}:
@@ -384,7 +405,7 @@ func (p *Proxy) serveTraces(w http.ResponseWriter, r *http.Request, ep string, v
 		return
 	}
 	bp := p.bufs.Get().(*[]byte)
-	defer p.putBuf(bp)
+	defer func() { p.putBuf(bp, info) }()
 	body, err := readBody((*bp)[:0], r.Body, p.cfg.MaxBody)
 	*bp = body
 	if errors.Is(err, errTooLarge) {
@@ -399,10 +420,13 @@ func (p *Proxy) serveTraces(w http.ResponseWriter, r *http.Request, ep string, v
 		http.Error(w, "unexpected-eof", http.StatusBadRequest)
 		return
 	}
+	if p.beforeEnrich != nil {
+		p.beforeEnrich()
+	}
 	out := body
 	if !p.store.empty() {
 		ob := p.bufs.Get().(*[]byte)
-		defer p.putBuf(ob)
+		defer func() { p.putBuf(ob, info) }()
 		start := time.Now()
 		enriched, tagged, err := p.enrich(v, (*ob)[:0], body)
 		p.m.enrichSeconds.WithLabelValues(ep).Observe(time.Since(start).Seconds())
@@ -487,8 +511,8 @@ func readBody(buf []byte, r io.Reader, limit int64) ([]byte, error) {
 // maxPooled keeps one burst of huge payloads from pinning memory in the pool.
 const maxPooled = 4 << 20
 
-func (p *Proxy) putBuf(b *[]byte) {
-	if cap(*b) > maxPooled {
+func (p *Proxy) putBuf(b *[]byte, info *reqInfo) {
+	if cap(*b) > maxPooled || !info.answered {
 		return
 	}
 	*b = (*b)[:0]
@@ -503,15 +527,17 @@ func (p *Proxy) reject(w http.ResponseWriter, ep string) {
 	http.Error(w, errTooLarge.Error(), http.StatusRequestEntityTooLarge)
 }
 
-func endpointFrom(ctx context.Context) string {
-	if s, ok := ctx.Value(ctxKey{}).(string); ok {
-		return s
+func infoFrom(ctx context.Context) *reqInfo {
+	if i, ok := ctx.Value(ctxKey{}).(*reqInfo); ok {
+		return i
 	}
-	return "other"
+	return &reqInfo{endpoint: "other"}
 }
 
 func (p *Proxy) onResponse(resp *http.Response) error {
-	p.m.payloads.WithLabelValues(endpointFrom(resp.Request.Context()), "forwarded").Inc()
+	info := infoFrom(resp.Request.Context())
+	info.answered = resp.StatusCode/100 == 2
+	p.m.payloads.WithLabelValues(info.endpoint, "forwarded").Inc()
 	p.stats.forwarded.Add(1)
 	return nil
 }
@@ -520,7 +546,7 @@ func (p *Proxy) onResponse(resp *http.Response) error {
 // status, so the tracer counts the payload as not sent and retries it as if
 // the Agent were unreachable.
 func (p *Proxy) onError(w http.ResponseWriter, r *http.Request, err error) {
-	ep := endpointFrom(r.Context())
+	ep := infoFrom(r.Context()).endpoint
 	p.m.payloads.WithLabelValues(ep, "failed").Inc()
 	p.stats.failed.Add(1)
 	if r.Context().Err() != nil {

@@ -147,6 +147,10 @@ func TestUpstreamFailures(t *testing.T) {
 			}
 		})
 	}
+	// The upstream sees each cancellation a moment after the proxy acts.
+	for deadline := time.Now().Add(5 * time.Second); released.Load() != 10 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if released.Load() != 10 {
 		t.Errorf("slow upstream saw %d cancelled requests, want 10", released.Load())
 	}
@@ -372,5 +376,76 @@ func TestNewProxyErrors(t *testing.T) {
 	px, _ := NewProxy(Config{Upstream: "http://127.0.0.1:1"}, nil, nil)
 	if err := px.Listen(); err == nil || !strings.Contains(err.Error(), "neither") {
 		t.Errorf("Listen without addresses: %v", err)
+	}
+}
+
+// TestHeadersBothWays sends an enriched payload with every header the Agent
+// relies on and checks that they reach the upstream unchanged, and that the
+// upstream's status, headers and body (rate_by_service) reach the tracer
+// unchanged.
+func TestHeadersBothWays(t *testing.T) {
+	var got http.Header
+	const rates = `{"rate_by_service":{"service:shop,env:prod":0.25,"service:,env:":1}}`
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		got = r.Header.Clone()
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Datadog-Agent-State", "abc123")
+		w.Header().Set("Datadog-Agent-Version", "7.70.0")
+		w.WriteHeader(http.StatusAccepted)
+		io.WriteString(w, rates)
+	}))
+	defer up.Close()
+	px, srv := newTestProxy(t, Config{Upstream: up.URL})
+	ts := genTraces(rand.New(rand.NewPCG(15, 16)), 3, 4)
+	px.Put(testRecord(traceIDOf(ts[1]), ts[1][0].SpanID, 1, "Get"))
+	sent := http.Header{
+		"Content-Type":                       {"application/msgpack"},
+		"Datadog-Meta-Lang":                  {"go"},
+		"Datadog-Meta-Lang-Version":          {"1.26.8"},
+		"Datadog-Meta-Lang-Interpreter":      {"gc-amd64-linux"},
+		"Datadog-Meta-Tracer-Version":        {"v2.12.0"},
+		"X-Datadog-Trace-Count":              {"3"},
+		"Datadog-Container-Id":               {"3f2a9c"},
+		"Datadog-Entity-Id":                  {"ci-3f2a9c"},
+		"Datadog-External-Env":               {"it-false,cn-app,pu-1234"},
+		"Datadog-Client-Computed-Top-Level":  {"yes"},
+		"Datadog-Client-Computed-Stats":      {"yes"},
+		"Datadog-Client-Dropped-P0-Traces":   {"2"},
+		"Datadog-Send-Real-Http-Status":      {"yes"},
+		"Idempotency-Key":                    {"k-1"},
+		"X-Datadog-Reported-Languages":       {"go"},
+		"User-Agent":                         {"Go-http-client/1.1 dd-trace-go"},
+		"Datadog-Meta-Tracer-Fancy-New-Flag": {"a", "b"},
+	}
+	req, _ := http.NewRequest(http.MethodPut, srv.URL+"/v0.4/traces", bytes.NewReader(encodeV04(ts, metaMap)))
+	req.Header = sent.Clone()
+	// Like dd-trace-go, ask for no compression: then any Accept-Encoding
+	// upstream would be the proxy's doing.
+	client := &http.Client{Transport: &http.Transport{DisableCompression: true}}
+	defer client.CloseIdleConnections()
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if px.Stats().SpansTagged != 1 {
+		t.Fatalf("tagged %d spans, want 1", px.Stats().SpansTagged)
+	}
+	for k, v := range sent {
+		if g := got.Values(k); strings.Join(g, "|") != strings.Join(v, "|") {
+			t.Errorf("upstream header %s = %q, want %q", k, g, v)
+		}
+	}
+	for _, k := range []string{"X-Forwarded-For", "Accept-Encoding", "Forwarded"} {
+		if got.Get(k) != "" {
+			t.Errorf("proxy added %s: %q", k, got.Get(k))
+		}
+	}
+	if resp.StatusCode != http.StatusAccepted || string(body) != rates ||
+		resp.Header.Get("Datadog-Agent-State") != "abc123" || resp.Header.Get("Datadog-Agent-Version") != "7.70.0" ||
+		resp.Header.Get("Content-Type") != "application/json" {
+		t.Errorf("tracer got %d %v %q", resp.StatusCode, resp.Header, body)
 	}
 }

@@ -18,8 +18,8 @@ func goCommand(b *testing.B) string {
 }
 
 // startup is what the probe engine does per target binary.
-func startup(b *testing.B, path, typ, field string) {
-	bin, err := Open(path)
+func startup(b *testing.B, path, typ, field string, opts ...Option) {
+	bin, err := Open(path, opts...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -45,11 +45,13 @@ func BenchmarkStartup(b *testing.B) {
 		typ, field  string
 		openOnly    bool
 		warmLookups bool
+		opts        []Option
 	}{
 		{name: "go-command/open", path: goCommand, openOnly: true},
 		{name: "go-command/open+lookups", path: goCommand, typ: "net/http.Request", field: "ctx"},
 		{name: "go-command/warm-FieldOffset", path: goCommand, typ: "net/http.Request", field: "ctx", warmLookups: true},
 		{name: "ddtrace-dwarf/open+lookups", path: dd, typ: "github.com/DataDog/dd-trace-go/v2/ddtrace/tracer.Span", field: "context"},
+		{name: "ddtrace-dwarf-RuntimeFirst/open+lookups", path: dd, typ: "github.com/DataDog/dd-trace-go/v2/ddtrace/tracer.Span", field: "context", opts: []Option{RuntimeFirst()}},
 		{name: "ddtrace-sw/open+lookups", path: ddsw, typ: "github.com/DataDog/dd-trace-go/v2/ddtrace/tracer.Span", field: "context"},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
@@ -79,7 +81,7 @@ func BenchmarkStartup(b *testing.B) {
 				}
 			default:
 				for b.Loop() {
-					startup(b, path, bc.typ, bc.field)
+					startup(b, path, bc.typ, bc.field, bc.opts...)
 				}
 			}
 		})

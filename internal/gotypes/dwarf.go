@@ -146,6 +146,7 @@ func (dt *dwarfTypes) convert(gt godwarf.Type, addrOf func(string) uint64, depth
 	if t.Name == "" {
 		t.Name = gt.String()
 	}
+	t.Name = unescapePath(t.Name)
 	t.Addr = addrOf(t.Name)
 	dt.conv[c.Offset] = t
 	sub := func(x godwarf.Type) (*Type, error) {
@@ -158,6 +159,9 @@ func (dt *dwarfTypes) convert(gt godwarf.Type, addrOf func(string) uint64, depth
 	var err error
 	switch u := under.(type) {
 	case *godwarf.PtrType:
+		if t.Name == "unsafe.Pointer" {
+			t.Kind = reflect.UnsafePointer // Go's DWARF gives it no go_kind
+		}
 		if t.Kind == reflect.Invalid {
 			t.Kind = reflect.Pointer
 		}

@@ -47,7 +47,9 @@ var ErrPointerHop = errors.New("field path dereferences a pointer")
 // runtime's abi.Kind and Go's DW_AT_go_kind).
 type Kind = reflect.Kind
 
-// Type describes one Go type.
+// Type describes one Go type. The Types a Binary returns form one shared
+// graph (recursive types are cyclic through Elem and Fields): treat them as
+// read-only.
 type Type struct {
 	// Name is the canonical name (see the package documentation).
 	Name string
@@ -102,8 +104,10 @@ type Itab struct {
 	// InterfaceAddr and TypeAddr are the addresses of the type descriptors.
 	InterfaceAddr, TypeAddr uint64
 	// Fun are the text addresses of Type's methods, in the order of the
-	// interface's methods sorted by name (the order of Methods of the
-	// interface type). Fun[0] is 0 if Type does not implement Interface.
+	// interface's methods (sorted by name, as Methods of the interface
+	// returns them). A method the program never calls through any
+	// interface points at runtime.unreachableMethod instead (the linker's
+	// dead-code pass); Methods of Type reports Ifn 0 for it.
 	Fun []uint64
 }
 
@@ -120,16 +124,18 @@ type Method struct {
 	Ifn, Tfn uint64
 }
 
-// Binary answers type questions about one Go ELF file. It is safe for
-// concurrent use.
+// Binary answers type questions about one Go ELF file. Lookups are lazy:
+// the first one walks the type graph (about 20 ms for the 15 MB go
+// command), the first DWARF one also indexes DWARF. It keeps the parts of
+// the file it read (a few MB at most) until Close. It is safe for concurrent
+// use.
 type Binary struct {
 	mu     sync.Mutex
 	f      *elf.File
 	closer io.Closer
 
-	// GoVersion is the Go toolchain version recorded in the binary
-	// ("go1.26.8"), empty if the build info is missing.
-	goVersion string
+	goVersion string // from the build info, "" if missing
+	cfg       config
 
 	m        *memory
 	md       *moduledata
@@ -147,8 +153,23 @@ type Binary struct {
 	dwReady bool
 }
 
+// Option tunes Open and NewFromELF.
+type Option func(*config)
+
+type config struct {
+	runtimeFirst bool
+}
+
+// RuntimeFirst makes Type, FieldOffset and FieldOffsets answer from the
+// runtime type descriptor whenever the type has one, reading DWARF only
+// for types without a descriptor. The answers are the same (the tests
+// compare every struct type of the corpus), the first lookup is about 7
+// times cheaper on a binary with DWARF (no DWARF decompression and scan),
+// and stripped and unstripped builds are then read the same way.
+func RuntimeFirst() Option { return func(c *config) { c.runtimeFirst = true } }
+
 // Open opens the Go ELF executable at path. Close releases the file.
-func Open(path string) (*Binary, error) {
+func Open(path string, opts ...Option) (*Binary, error) {
 	fh, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -158,7 +179,7 @@ func Open(path string) (*Binary, error) {
 		fh.Close()
 		return nil, fmt.Errorf("parse ELF %s: %w", path, err)
 	}
-	b, err := newBinary(f, fh)
+	b, err := newBinary(f, fh, opts)
 	if err != nil {
 		fh.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -167,13 +188,14 @@ func Open(path string) (*Binary, error) {
 	return b, nil
 }
 
-// NewFromELF reads the Go ELF file f, which must have been opened from an
-// io.ReaderAt (elf.NewFile or elf.Open). The caller keeps ownership of f.
-func NewFromELF(f *elf.File, r io.ReaderAt) (*Binary, error) {
-	return newBinary(f, r)
+// NewFromELF reads the Go ELF file f, parsed from r (elf.NewFile(r)). The
+// caller keeps ownership of both and must keep r open while using the
+// Binary.
+func NewFromELF(f *elf.File, r io.ReaderAt, opts ...Option) (*Binary, error) {
+	return newBinary(f, r, opts)
 }
 
-func newBinary(f *elf.File, r io.ReaderAt) (*Binary, error) {
+func newBinary(f *elf.File, r io.ReaderAt, opts []Option) (*Binary, error) {
 	if f.Class != elf.ELFCLASS64 {
 		return nil, fmt.Errorf("unsupported ELF class %v: only 64-bit binaries are supported", f.Class)
 	}
@@ -182,6 +204,9 @@ func newBinary(f *elf.File, r io.ReaderAt) (*Binary, error) {
 		return nil, err
 	}
 	b := &Binary{f: f, m: m, rtConv: make(map[uint64]*Type)}
+	for _, o := range opts {
+		o(&b.cfg)
+	}
 	if bi, err := buildinfo.Read(io.NewSectionReader(r, 0, 1<<62)); err == nil {
 		b.goVersion = bi.GoVersion
 	}
@@ -200,7 +225,7 @@ func newBinary(f *elf.File, r io.ReaderAt) (*Binary, error) {
 func (b *Binary) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.m.chunks = nil
+	b.m.chunks = make(map[uint64][]byte) // later reads fail on the closed file
 	if b.closer != nil {
 		err := b.closer.Close()
 		b.closer = nil
@@ -274,6 +299,18 @@ func (b *Binary) buildIndex() error {
 	return nil
 }
 
+// Dropped returns how many type descriptors reachable from the linker's
+// tables failed to decode during the type walk and are missing from
+// TypeNames: 0 for a sound binary, worth a metric and a log line otherwise.
+func (b *Binary) Dropped() (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.buildIndex(); err != nil {
+		return 0, err
+	}
+	return b.walkN, nil
+}
+
 // TypeNames returns the canonical names of all types with a runtime type
 // descriptor reachable from the linker's type and itab tables, sorted.
 func (b *Binary) TypeNames() ([]string, error) {
@@ -307,8 +344,8 @@ func (b *Binary) TypeAddrs(name string) ([]uint64, error) {
 }
 
 // Type returns the type with the canonical name name, its layout from DWARF
-// when present, else from the runtime type descriptor. Errors wrap
-// ErrNotFound when the binary does not describe the type.
+// when present, else from the runtime type descriptor (see RuntimeFirst).
+// Errors wrap ErrNotFound when the binary does not describe the type.
 func (b *Binary) Type(name string) (*Type, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -321,6 +358,9 @@ func (b *Binary) typeLocked(name string) (*Type, error) {
 	if rtErr == nil && len(b.index[name]) > 0 {
 		addr = b.index[name][0]
 	}
+	if b.cfg.runtimeFirst && addr != 0 {
+		return b.rtTypeTop(name, addr)
+	}
 	if t, err := b.dwarfType(name); err == nil {
 		return t, nil
 	} else if !errors.Is(err, ErrNotFound) && addr == 0 {
@@ -332,6 +372,10 @@ func (b *Binary) typeLocked(name string) (*Type, error) {
 		}
 		return nil, fmt.Errorf("type %q: %w", name, ErrNotFound)
 	}
+	return b.rtTypeTop(name, addr)
+}
+
+func (b *Binary) rtTypeTop(name string, addr uint64) (*Type, error) {
 	b.rt.resetBudget()
 	t, err := b.rtType(addr, 0)
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 // depend on it.
 type variant struct {
 	name  string
+	env   []string // added to the go command's environment
 	args  []string
 	strip bool // run GNU strip on the result
 	dwarf bool // the result keeps DWARF
@@ -34,6 +35,8 @@ var variants = []variant{
 	{name: "external", args: []string{"-ldflags=-linkmode=external"}, dwarf: true},
 	{name: "pie-external-sw", args: []string{"-buildmode=pie", "-ldflags=-linkmode=external -s -w"}},
 	{name: "strip", strip: true},
+	// DT_RELR packs relative relocations; the addends stay in the file.
+	{name: "pie-external-relr", args: []string{"-buildmode=pie", "-ldflags=-linkmode=external -extldflags=-Wl,-z,pack-relative-relocs"}, dwarf: true},
 }
 
 // corpus builds the programs of testdata/gotypes once per variant.
@@ -87,6 +90,7 @@ func (c *corpus) build(t testing.TB, prog string, v variant) string {
 		args = append(args, pkg)
 		cmd := exec.Command("go", args...)
 		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), v.env...)
 		if b, err := cmd.CombinedOutput(); err != nil {
 			r.err = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, b)
 			return
@@ -107,23 +111,39 @@ func (c *corpus) build(t testing.TB, prog string, v variant) string {
 
 // report mirrors testdata/gotypes/internal/truth.Report.
 type report struct {
-	Bias  uint64 `json:"bias"`
-	Types []struct {
-		Name string `json:"name"`
-		Addr uint64 `json:"addr"`
-		Kind uint   `json:"kind"`
-		Size uint64 `json:"size"`
-	} `json:"types"`
-	Fields []struct {
-		Type   string `json:"type"`
-		Path   string `json:"path"`
-		Offset uint64 `json:"offset"`
-	} `json:"fields"`
-	Itabs []struct {
-		Interface string `json:"interface"`
-		Type      string `json:"type"`
-		Addr      uint64 `json:"addr"`
-	} `json:"itabs"`
+	Bias   uint64       `json:"bias"`
+	Types  []truthType  `json:"types"`
+	Fields []truthField `json:"fields"`
+	Itabs  []truthItab  `json:"itabs"`
+}
+
+type truthType struct {
+	Name string `json:"name"`
+	Addr uint64 `json:"addr"`
+	Kind uint   `json:"kind"`
+	Size uint64 `json:"size"`
+}
+
+type truthField struct {
+	Type   string `json:"type"`
+	Path   string `json:"path"`
+	Offset uint64 `json:"offset"`
+}
+
+type truthItab struct {
+	Interface string `json:"interface"`
+	Type      string `json:"type"`
+	Addr      uint64 `json:"addr"`
+}
+
+// field returns the truth for typ.path.
+func (r *report) field(typ, path string) (uint64, bool) {
+	for _, f := range r.Fields {
+		if f.Type == typ && f.Path == path {
+			return f.Offset, true
+		}
+	}
+	return 0, false
 }
 
 // closedLoopbackAddr returns a loopback address where nothing listens, as
@@ -174,6 +194,9 @@ var programs = []struct {
 	args      func(testing.TB) []string
 	mustField [][2]string // type, path
 	mustItab  [][2]string // interface, type
+	// chains are paths through pointers; parts name the truth field of
+	// each dereference step.
+	chains []chain
 }{
 	{
 		name: "basic",
@@ -207,6 +230,20 @@ var programs = []struct {
 			{"github.com/DataDog/dd-trace-go/v2/ddtrace/tracer.Span", "context"},
 			{"github.com/DataDog/dd-trace-go/v2/ddtrace/tracer.SpanContext", "traceID.value"},
 		},
+		chains: []chain{{
+			typ: "*github.com/DataDog/dd-trace-go/v2/ddtrace/tracer.Span", path: "context.traceID.value",
+			parts: [][2]string{
+				{"github.com/DataDog/dd-trace-go/v2/ddtrace/tracer.Span", "context"},
+				{"github.com/DataDog/dd-trace-go/v2/ddtrace/tracer.SpanContext", "traceID.value"},
+			},
+		}, {
+			typ: "github.com/DataDog/dd-trace-go/v2/ddtrace/tracer.spanCtx", path: "span.context.traceID",
+			parts: [][2]string{
+				{"github.com/DataDog/dd-trace-go/v2/ddtrace/tracer.spanCtx", "span"},
+				{"github.com/DataDog/dd-trace-go/v2/ddtrace/tracer.Span", "context"},
+				{"github.com/DataDog/dd-trace-go/v2/ddtrace/tracer.SpanContext", "traceID"},
+			},
+		}},
 		mustItab: [][2]string{
 			{"context.Context", "*github.com/DataDog/dd-trace-go/v2/ddtrace/tracer.spanCtx"},
 			{"context.Context", "*context.valueCtx"},
@@ -221,10 +258,22 @@ var programs = []struct {
 			{"gopkg.in/DataDog/dd-trace-go.v1/ddtrace/tracer.span", "context"},
 			{"gopkg.in/DataDog/dd-trace-go.v1/ddtrace/tracer.spanContext", "traceID"},
 		},
+		chains: []chain{{
+			typ: "gopkg.in/DataDog/dd-trace-go.v1/ddtrace/tracer.span", path: "context.traceID",
+			parts: [][2]string{
+				{"gopkg.in/DataDog/dd-trace-go.v1/ddtrace/tracer.span", "context"},
+				{"gopkg.in/DataDog/dd-trace-go.v1/ddtrace/tracer.spanContext", "traceID"},
+			},
+		}},
 		mustItab: [][2]string{
 			{"context.Context", "*context.valueCtx"},
 		},
 	},
+}
+
+type chain struct {
+	typ, path string
+	parts     [][2]string
 }
 
 // TestAgainstRunningProgram compares every answer with what the corpus
@@ -249,23 +298,41 @@ func TestAgainstRunningProgram(t *testing.T) {
 					t.Errorf("HasDWARF() = %v, want %v", got, v.dwarf)
 				}
 				checkTruth(t, b, truth)
+				if n, err := b.Dropped(); n != 0 || err != nil {
+					t.Errorf("Dropped() = %d, %v; want 0", n, err)
+				}
+				if v.dwarf {
+					rf, err := Open(bin, RuntimeFirst())
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer rf.Close()
+					checkTruth(t, rf, truth)
+				}
 				for _, f := range p.mustField {
-					if !slices.ContainsFunc(truth.Fields, func(x struct {
-						Type   string `json:"type"`
-						Path   string `json:"path"`
-						Offset uint64 `json:"offset"`
-					}) bool {
-						return x.Type == f[0] && x.Path == f[1]
-					}) {
+					if _, ok := truth.field(f[0], f[1]); !ok {
 						t.Errorf("truth report lacks field %s.%s", f[0], f[1])
 					}
 				}
+				for _, c := range p.chains {
+					var want []uint64
+					for _, part := range c.parts {
+						off, ok := truth.field(part[0], part[1])
+						if !ok {
+							t.Fatalf("truth report lacks field %s.%s", part[0], part[1])
+						}
+						want = append(want, off)
+					}
+					got, err := b.FieldOffsets(c.typ, c.path)
+					if err != nil || !slices.Equal(got, want) {
+						t.Errorf("FieldOffsets(%s, %s) = %v, %v; want %v", c.typ, c.path, got, err, want)
+					}
+					if _, err := b.FieldOffset(c.typ, c.path); !errors.Is(err, ErrPointerHop) {
+						t.Errorf("FieldOffset(%s, %s): %v, want ErrPointerHop", c.typ, c.path, err)
+					}
+				}
 				for _, it := range p.mustItab {
-					if !slices.ContainsFunc(truth.Itabs, func(x struct {
-						Interface string `json:"interface"`
-						Type      string `json:"type"`
-						Addr      uint64 `json:"addr"`
-					}) bool {
+					if !slices.ContainsFunc(truth.Itabs, func(x truthItab) bool {
 						return x.Interface == it[0] && x.Type == it[1]
 					}) {
 						t.Errorf("truth report lacks itab %s,%s", it[0], it[1])
@@ -356,59 +423,116 @@ func TestStrippedMatchesDWARF(t *testing.T) {
 	for _, p := range programs {
 		t.Run(p.name, func(t *testing.T) {
 			t.Parallel()
-			withDWARF, err := Open(testCorpus.build(t, p.name, variants[0]))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer withDWARF.Close()
-			stripped, err := Open(testCorpus.build(t, p.name, variants[1]))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer stripped.Close()
-			if !withDWARF.HasDWARF() || stripped.HasDWARF() {
-				t.Fatalf("HasDWARF: default %v, -s -w %v", withDWARF.HasDWARF(), stripped.HasDWARF())
-			}
-			names, err := stripped.TypeNames()
-			if err != nil {
-				t.Fatal(err)
-			}
-			compared := 0
-			for _, name := range names {
-				rt, err := stripped.Type(name)
-				if err != nil {
-					t.Errorf("stripped Type(%q): %v", name, err)
-					continue
-				}
-				if rt.Kind != reflect.Struct {
-					continue
-				}
-				dt, err := withDWARF.Type(name)
-				if errors.Is(err, ErrNotFound) {
-					continue // DWARF names some unnamed types differently
-				}
-				if err != nil {
-					t.Errorf("DWARF Type(%q): %v", name, err)
-					continue
-				}
-				compared++
-				if dt.Size != rt.Size || len(dt.Fields) != len(rt.Fields) {
-					t.Errorf("%s: DWARF size %d, %d fields; runtime size %d, %d fields", name, dt.Size, len(dt.Fields), rt.Size, len(rt.Fields))
-					continue
-				}
-				for i := range dt.Fields {
-					d, r := dt.Fields[i], rt.Fields[i]
-					if d.Name != r.Name || d.Offset != r.Offset || d.Embedded != r.Embedded || d.Type.Size != r.Type.Size {
-						t.Errorf("%s field %d: DWARF %s@%d embedded=%v size %d; runtime %s@%d embedded=%v size %d",
-							name, i, d.Name, d.Offset, d.Embedded, d.Type.Size, r.Name, r.Offset, r.Embedded, r.Type.Size)
-					}
-				}
-			}
-			if compared < 50 {
-				t.Errorf("compared only %d struct types", compared)
-			}
-			t.Logf("compared %d struct types of %d runtime types", compared, len(names))
+			compareBuilds(t, testCorpus.build(t, p.name, variants[0]), testCorpus.build(t, p.name, variants[1]))
 		})
+	}
+}
+
+// TestArm64 repeats the DWARF/runtime comparison on arm64 builds (internal
+// linking; PIE uses R_AARCH64_RELATIVE relocations). They cannot run here,
+// so the truth is the DWARF of the default build.
+func TestArm64(t *testing.T) {
+	t.Parallel()
+	env := []string{"GOARCH=arm64"}
+	withDWARF := testCorpus.build(t, "basic", variant{name: "arm64-default", env: env, dwarf: true})
+	for _, v := range []variant{
+		{name: "arm64-sw", env: env, args: []string{"-ldflags=-s -w"}},
+		{name: "arm64-pie-sw", env: env, args: []string{"-buildmode=pie", "-ldflags=-s -w"}},
+	} {
+		t.Run(v.name, func(t *testing.T) {
+			compareBuilds(t, withDWARF, testCorpus.build(t, "basic", v))
+		})
+	}
+}
+
+// compareBuilds compares the DWARF answers of one build of a program with
+// the runtime-type answers of another build without DWARF: type names,
+// struct layouts and itabs.
+func compareBuilds(t *testing.T, dwarfPath, strippedPath string) {
+	t.Helper()
+	withDWARF, err := Open(dwarfPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer withDWARF.Close()
+	stripped, err := Open(strippedPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stripped.Close()
+	if !withDWARF.HasDWARF() || stripped.HasDWARF() {
+		t.Fatalf("HasDWARF: %v and %v, want true and false", withDWARF.HasDWARF(), stripped.HasDWARF())
+	}
+	names, err := stripped.TypeNames()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dnames, err := withDWARF.TypeNames()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(names, dnames) {
+		t.Errorf("TypeNames differ: %d vs %d names", len(dnames), len(names))
+	}
+	compared := 0
+	for _, name := range names {
+		rt, err := stripped.Type(name)
+		if err != nil {
+			t.Errorf("stripped Type(%q): %v", name, err)
+			continue
+		}
+		if rt.Kind != reflect.Struct {
+			continue
+		}
+		dt, err := withDWARF.Type(name)
+		if err != nil {
+			t.Errorf("DWARF Type(%q): %v", name, err)
+			continue
+		}
+		if _, ok := withDWARF.dw.byName[name]; !ok {
+			continue // DWARF has no such type: dt came from the runtime
+		}
+		compared++
+		if dt.Size != rt.Size || len(dt.Fields) != len(rt.Fields) {
+			t.Errorf("%s: DWARF size %d, %d fields; runtime size %d, %d fields", name, dt.Size, len(dt.Fields), rt.Size, len(rt.Fields))
+			continue
+		}
+		for i := range dt.Fields {
+			d, r := dt.Fields[i], rt.Fields[i]
+			if d.Name != r.Name || d.Offset != r.Offset || d.Embedded != r.Embedded || d.Type.Size != r.Type.Size || d.Type.Kind != r.Type.Kind {
+				t.Errorf("%s field %d: DWARF %s@%d embedded=%v %v size %d; runtime %s@%d embedded=%v %v size %d",
+					name, i, d.Name, d.Offset, d.Embedded, d.Type.Kind, d.Type.Size, r.Name, r.Offset, r.Embedded, r.Type.Kind, r.Type.Size)
+			}
+			// Unnamed structs and interfaces are spelled differently by
+			// DWARF ("struct { pkg.f T }") and the runtime ("struct { f T }").
+			unnamed := strings.Contains(d.Type.Name, "struct {") || strings.Contains(d.Type.Name, "interface {")
+			if d.Type.Name != r.Type.Name && !unnamed {
+				t.Errorf("%s field %s: DWARF type %q, runtime %q", name, d.Name, d.Type.Name, r.Type.Name)
+			}
+		}
+	}
+	if compared < 50 {
+		t.Errorf("compared only %d struct types", compared)
+	}
+	t.Logf("compared %d struct types of %d runtime types", compared, len(names))
+	key := func(its []Itab) []string {
+		var out []string
+		for _, it := range its {
+			out = append(out, it.Interface+","+it.Type)
+		}
+		slices.Sort(out)
+		return out
+	}
+	di, err := withDWARF.Itabs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	si, err := stripped.Itabs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(key(di), key(si)) {
+		t.Errorf("itabs differ: %d vs %d", len(di), len(si))
 	}
 }
 

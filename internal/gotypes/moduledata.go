@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 )
@@ -239,6 +240,34 @@ func readModuledata(m *memory, addr uint64, l mdLayout, pclns []uint64) (*module
 	if md.itablinks.len > 0 {
 		if _, ok := m.fileOff(md.itablinks.ptr, 8*md.itablinks.len); !ok {
 			return nil, bad("itablinks address")
+		}
+	}
+	// Layouts differ by inserted words, so a wrong layout can still pass the
+	// checks above with shifted slices (Go 1.18's typelinks read as Go
+	// 1.26's textsectmap). Decoding the first typelink and the first itab's
+	// interface type settles it.
+	rs := newRtypes(m, md, "")
+	if md.typelinks.len > 0 {
+		off, err := m.u32(md.typelinks.ptr)
+		if err != nil {
+			return nil, bad("typelinks[0]")
+		}
+		a := rs.off(int32(off))
+		if _, err := rs.header(a); a == 0 || err != nil {
+			return nil, bad("typelinks[0] type")
+		}
+	}
+	if md.itablinks.len > 0 {
+		it, err := m.ptr(md.itablinks.ptr)
+		if err != nil {
+			return nil, bad("itablinks[0]")
+		}
+		inter, err := rs.typePtr(it)
+		if err != nil || inter == 0 {
+			return nil, bad("itablinks[0] interface type")
+		}
+		if r, err := rs.header(inter); err != nil || r.kind != reflect.Interface {
+			return nil, bad("itablinks[0] interface type")
 		}
 	}
 	return md, nil

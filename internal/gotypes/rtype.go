@@ -264,7 +264,8 @@ func (rs *rtypes) pkgPath(r *rtype) (string, error) {
 
 // canonical returns the canonical name of the type at addr: import path plus
 // name for named types, built recursively for unnamed pointer, slice, array,
-// map and chan types, the runtime's string for the rest.
+// map, chan and func types, the runtime's string for unnamed structs and
+// interfaces.
 func (rs *rtypes) canonical(addr uint64) (string, error) {
 	return rs.canonicalDepth(addr, 0)
 }
@@ -339,6 +340,39 @@ func (rs *rtypes) canonicalDepth(addr uint64, depth int) (string, error) {
 					s = "map[" + k + "]" + sub(v)
 				}
 			}
+		case reflect.Func:
+			// The runtime's string uses package names ("func() *ecdh.PublicKey"
+			// is ambiguous between crypto/ecdh and its fips140 twin).
+			var in, out []uint64
+			var variadic bool
+			if in, out, variadic, err = rs.funcParams(r); err == nil {
+				var sb strings.Builder
+				sb.WriteString("func(")
+				for i, a := range in {
+					if i > 0 {
+						sb.WriteString(", ")
+					}
+					p := sub(a)
+					if variadic && i == len(in)-1 {
+						p = "..." + strings.TrimPrefix(p, "[]")
+					}
+					sb.WriteString(p)
+				}
+				sb.WriteString(")")
+				if len(out) == 1 {
+					sb.WriteString(" " + sub(out[0]))
+				} else if len(out) > 1 {
+					sb.WriteString(" (")
+					for i, a := range out {
+						if i > 0 {
+							sb.WriteString(", ")
+						}
+						sb.WriteString(sub(a))
+					}
+					sb.WriteString(")")
+				}
+				s = sb.String()
+			}
 		default:
 			s = r.str
 		}
@@ -352,7 +386,9 @@ func (rs *rtypes) canonicalDepth(addr uint64, depth int) (string, error) {
 
 // qualify turns the runtime's "pkgname.Name[args]" into "import/path.Name[args]".
 func qualify(pkgPath, str string) string {
-	if pkgPath == "" {
+	if pkgPath == "" || strings.HasPrefix(str, pkgPath+".") {
+		// Builtins, and packages whose name is their path (main,
+		// go.shape for generic shapes).
 		return str
 	}
 	head := str

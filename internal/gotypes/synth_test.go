@@ -186,7 +186,10 @@ type synthSeed struct {
 	itab          uint32
 }
 
-func buildSeed() synthSeed {
+func buildSeed() synthSeed { return buildSeedLayout(mdLayouts[0]) }
+
+// buildSeedLayout builds the seed with moduledata in layout l.
+func buildSeedLayout(l mdLayout) synthSeed {
 	im := newSynthImage()
 	// Reserve descriptors first so that offsets are known for cross refs.
 	intT := im.reserve(abiTypeSize)
@@ -276,7 +279,6 @@ func buildSeed() synthSeed {
 
 	md := make([]byte, 0x250)
 	le := binary.LittleEndian
-	l := mdLayouts[0]
 	le.PutUint64(md[0:], synthPcln)
 	le.PutUint64(md[l.text:], synthText)
 	le.PutUint64(md[l.etext:], synthText+0x1000)
@@ -292,12 +294,18 @@ func buildSeed() synthSeed {
 }
 
 func synthELF(module, types, rela []byte) []byte {
+	return synthELFModule(".go.module", module, types, rela)
+}
+
+// synthELFModule puts moduledata in a section named moduleSect: Go 1.26
+// has .go.module, older versions keep it in .noptrdata.
+func synthELFModule(moduleSect string, module, types, rela []byte) []byte {
 	pcln := make([]byte, 64)
 	binary.LittleEndian.PutUint32(pcln, 0xfffffff1)
 	pcln[6], pcln[7] = 1, 8
 	secs := []synthSection{
 		{name: ".gopclntab", typ: elf.SHT_PROGBITS, flags: elf.SHF_ALLOC, addr: synthPcln, data: pcln},
-		{name: ".go.module", typ: elf.SHT_PROGBITS, flags: elf.SHF_ALLOC | elf.SHF_WRITE, addr: synthModule, data: module},
+		{name: moduleSect, typ: elf.SHT_PROGBITS, flags: elf.SHF_ALLOC | elf.SHF_WRITE, addr: synthModule, data: module},
 		{name: ".rodata", typ: elf.SHT_PROGBITS, flags: elf.SHF_ALLOC, addr: synthTypes, data: types},
 	}
 	if len(rela) > 0 {
@@ -372,6 +380,36 @@ func TestSyntheticImage(t *testing.T) {
 	ms, err := b.Methods("*main.S")
 	if err != nil || len(ms) != 1 || ms[0].Name != "M" || ms[0].Tfn != synthFun || ms[0].Type == nil || ms[0].Type.Kind != reflect.Func {
 		t.Errorf("Methods(*main.S) = %+v, %v", ms, err)
+	}
+}
+
+// TestModuledataLayouts finds moduledata of every supported layout without
+// knowing the Go version, in .go.module and by scanning .noptrdata (Go <
+// 1.26), at an offset inside the section.
+func TestModuledataLayouts(t *testing.T) {
+	for _, l := range mdLayouts {
+		for _, sect := range []string{".go.module", ".noptrdata"} {
+			t.Run(l.name+sect, func(t *testing.T) {
+				seed := buildSeedLayout(l)
+				module := seed.module
+				if sect == ".noptrdata" {
+					// Other data first: the scan must find the pointer to
+					// the pclntab header, not assume an offset.
+					module = append(make([]byte, 0x40), module...)
+				}
+				b, err := openSynth(t, synthELFModule(sect, module, seed.types, nil))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if b.md.layout != l.name {
+					t.Errorf("layout %s, want %s", b.md.layout, l.name)
+				}
+				its, err := b.Itabs()
+				if err != nil || len(its) != 1 || its[0].Type != "*main.S" {
+					t.Errorf("Itabs = %+v, %v", its, err)
+				}
+			})
+		}
 	}
 }
 
@@ -456,6 +494,9 @@ func TestCorruptImages(t *testing.T) {
 				if _, err := b.FieldOffset("main.S", "a"); err == nil || !strings.Contains(err.Error(), "length 1099511627776") {
 					t.Errorf("FieldOffset: %v, want a field count error", err)
 				}
+				if n, err := b.Dropped(); n != 1 || err != nil {
+					t.Errorf("Dropped() = %d, %v; want 1", n, err)
+				}
 			},
 		},
 		{
@@ -479,11 +520,9 @@ func TestCorruptImages(t *testing.T) {
 			name:    "itab interface is not an interface",
 			corrupt: func(s *synthSeed) { le.PutUint64(s.types[s.itab:], addr(s.intT)) },
 			check: func(t *testing.T, b *Binary, err error) {
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := b.Itabs(); err == nil || !strings.Contains(err.Error(), "interface type is a int") {
-					t.Errorf("Itabs: %v", err)
+				// The first itab also validates the moduledata layout.
+				if err == nil || !strings.Contains(err.Error(), "itablinks[0] interface type") {
+					t.Errorf("open: %v, want an itablinks[0] error", err)
 				}
 			},
 		},
@@ -543,26 +582,52 @@ func FuzzImage(f *testing.F) {
 		if err != nil {
 			return
 		}
-		names, err := b.TypeNames()
-		if err != nil {
-			return
-		}
-		for i, n := range names {
+		exercise(t, b, synthTypes, uint64(len(types)))
+	})
+}
+
+// exercise calls every lookup on b; only panics and inconsistencies fail.
+func exercise(t *testing.T, b *Binary, types, n uint64) {
+	names, err := b.TypeNames()
+	if err == nil {
+		for i, name := range names {
 			if i == 200 {
 				break
 			}
-			ty, err := b.Type(n)
+			ty, err := b.Type(name)
 			if errors.Is(err, ErrNotFound) {
-				t.Fatalf("TypeNames lists %q but Type says not found: %v", n, err)
+				t.Fatalf("TypeNames lists %q but Type says not found: %v", name, err)
 			}
 			if err == nil && len(ty.Fields) > 0 {
-				b.FieldOffsets(n, ty.Fields[0].Name)
+				b.FieldOffsets(name, ty.Fields[0].Name)
 			}
-			b.Methods(n)
+			b.Methods(name)
 		}
-		b.Itabs()
-		for off := uint64(0); off < uint64(len(types)) && off < 4096; off += 8 {
-			b.RuntimeType(synthTypes + off)
+	}
+	b.Itabs()
+	for off := uint64(0); off < n && off < 4096; off += 8 {
+		b.RuntimeType(types + off)
+	}
+}
+
+// FuzzELF feeds arbitrary files (seeded with synthetic Go images, with and
+// without relocations) through NewFromELF and every lookup.
+func FuzzELF(f *testing.F) {
+	seed := buildSeed()
+	f.Add(synthELF(seed.module, seed.types, nil))
+	f.Add(synthELFModule(".noptrdata", seed.module, seed.types, nil))
+	f.Fuzz(func(t *testing.T, file []byte) {
+		if len(file) > 1<<20 {
+			return
 		}
+		ef, err := elf.NewFile(bytes.NewReader(file))
+		if err != nil {
+			return
+		}
+		b, err := NewFromELF(ef, bytes.NewReader(file))
+		if err != nil {
+			return
+		}
+		exercise(t, b, synthTypes, 4096)
 	})
 }

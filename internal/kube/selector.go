@@ -63,6 +63,12 @@ type Options struct {
 // Selector is a discover.Selector that selects processes whose pod opted in.
 // It maps a process to its pod through /proc/PID/cgroup and looks the pod
 // up in an informer cache of this node's pods. It is safe for concurrent use.
+//
+// A pod labelled EnabledLabel "true" is selected; "false" is not, even in an
+// opted-in namespace; otherwise, with Options.Namespaces, the namespace's
+// label "true" selects it. The environment opt-in is another selector's
+// job: compose them as discover.AnyOf(kubeSelector, envSelector), this one
+// first, so that a process selected by its environment keeps its pod labels.
 type Selector struct {
 	opts    Options
 	log     *slog.Logger
@@ -75,6 +81,7 @@ type Selector struct {
 
 	mu        sync.Mutex
 	listeners []func()
+	notified  bool // an event happened; late listeners get one call
 
 	decisions *prometheus.CounterVec
 }
@@ -181,21 +188,28 @@ func (s *Selector) HasSynced() bool {
 func (s *Selector) Changes() <-chan struct{} { return s.changes }
 
 // OnChange registers f to run after each such event, on the informer's
-// goroutine; f must be quick. Changes is the non-blocking alternative.
+// goroutine; f must be quick. Changes is the non-blocking alternative. When
+// events already happened (f registered after Start), f also runs once now,
+// so that no pod arrival is missed.
 func (s *Selector) OnChange(f func()) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.listeners = append(s.listeners, f)
+	late := s.notified
+	s.mu.Unlock()
+	if late {
+		f()
+	}
 }
 
 func (s *Selector) notify() {
+	s.mu.Lock()
+	s.notified = true
+	ls := s.listeners
+	s.mu.Unlock()
 	select {
 	case s.changes <- struct{}{}:
 	default:
 	}
-	s.mu.Lock()
-	ls := s.listeners
-	s.mu.Unlock()
 	for _, f := range ls {
 		f()
 	}

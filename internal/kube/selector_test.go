@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,11 +23,12 @@ import (
 
 // These tests run the selector's real client-go informers against
 // client-go's fake clientset (an in-memory object tracker behind the typed
-// client). A real kube-apiserver cannot be had here: Debian ships none, and
-// building k8s.io/kubernetes/cmd/kube-apiserver from the module proxy fails on
-// its staging replace directives; envtest downloads prebuilt binaries, which
-// this environment forbids. The fake does not apply field selectors, so the
-// node filter is checked on the requests the informer sends.
+// client), a test double because a real kube-apiserver cannot be had here:
+// Debian ships none (only etcd), `go install` refuses k8s.io/kubernetes
+// because its go.mod replaces the staging modules, and envtest downloads
+// prebuilt binaries, which this environment forbids. The fake applies no
+// field selectors, so the node filter is checked on the requests the
+// informers send (TestSelectorWatchesOnlyItsNode).
 
 const node = "node-a"
 
@@ -408,4 +410,24 @@ func TestWaitForSyncAPIDown(t *testing.T) {
 	if s.HasSynced() {
 		t.Error("HasSynced true without a successful list")
 	}
+}
+
+// TestOnChangeAfterStart checks that a listener registered after the cache
+// filled still hears of it once, so processes seen before are re-evaluated.
+func TestOnChangeAfterStart(t *testing.T) {
+	const uid = "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb"
+	s := startSelector(t, Options{Client: fake.NewClientset(newPod("shop", "api-0", uid, map[string]string{EnabledLabel: "true"})), NodeName: node})
+	// The pod's add event is delivered after the sync, asynchronously.
+	select {
+	case <-s.Changes():
+	case <-time.After(30 * time.Second):
+		t.Fatal("no change notice for the initial pod")
+	}
+	var calls atomic.Int32
+	s.OnChange(func() { calls.Add(1) })
+	if n := calls.Load(); n != 1 {
+		t.Errorf("late listener called %d times, want 1", n)
+	}
+	quiet := startSelector(t, Options{Client: fake.NewClientset(), NodeName: node})
+	quiet.OnChange(func() { t.Error("listener called with no event") })
 }

@@ -59,6 +59,12 @@ type Engine struct {
 	rd    *ringbuf.Reader
 	m     *metrics
 
+	// syncMu guards the Sync handshake: syncWant counts Sync requests,
+	// syncDone the ones the reader has caught up with.
+	syncMu             sync.Mutex
+	syncCond           *sync.Cond
+	syncWant, syncDone uint64
+
 	mu        sync.RWMutex
 	procs     map[int]*procState
 	bins      map[string]*binState
@@ -122,6 +128,7 @@ func New(cfg Config, sink origin.Sink, log *slog.Logger, reg prometheus.Register
 		procs: map[int]*procState{},
 		bins:  map[string]*binState{},
 	}
+	e.syncCond = sync.NewCond(&e.syncMu)
 	e.m = newMetrics(e)
 	if reg != nil {
 		if err := reg.Register(e.m); err != nil {
@@ -160,7 +167,7 @@ func labelAttrs(l map[string]string) slog.Attr {
 }
 
 func (e *Engine) attach(p *discover.Process, d discover.Decision) error {
-	path := fmt.Sprintf("%s/%d/exe", e.cfg.ProcRoot, p.PID)
+	path := p.BinaryPath()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
@@ -330,6 +337,14 @@ func (e *Engine) Run(ctx context.Context) error {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				continue
 			}
+			if errors.Is(err, ringbuf.ErrFlushed) {
+				// Everything submitted before the Flush has been handled.
+				e.syncMu.Lock()
+				e.syncDone = e.syncWant
+				e.syncMu.Unlock()
+				e.syncCond.Broadcast()
+				continue
+			}
 			if errors.Is(err, os.ErrClosed) || errors.Is(err, ringbuf.ErrClosed) {
 				return nil
 			}
@@ -341,6 +356,33 @@ func (e *Engine) Run(ctx context.Context) error {
 			continue
 		}
 		e.handle(&ev)
+	}
+}
+
+// Sync returns once every event the kernel had submitted when it was called
+// has been handed to the sink, or after timeout. The proxy calls it before
+// enriching a payload: events wait in the ring buffer for up to pollInterval,
+// and a span flushed right after its request (at a tracer's shutdown) must
+// still find its record.
+func (e *Engine) Sync(timeout time.Duration) {
+	e.syncMu.Lock()
+	defer e.syncMu.Unlock()
+	e.syncWant++
+	want := e.syncWant
+	if err := e.rd.Flush(); err != nil {
+		return
+	}
+	timer := time.AfterFunc(timeout, func() {
+		e.syncMu.Lock()
+		defer e.syncMu.Unlock()
+		if e.syncDone < want {
+			e.syncDone = want // give up waiting; the reader catches up later
+		}
+		e.syncCond.Broadcast()
+	})
+	defer timer.Stop()
+	for e.syncDone < want {
+		e.syncCond.Wait()
 	}
 }
 

@@ -29,7 +29,7 @@ func TestCheckPrivileges(t *testing.T) {
 	if err != nil {
 		t.Fatalf("child: %v\n%s", err, out)
 	}
-	for _, want := range []string{"CAP_BPF", "CAP_PERFMON", "CAP_SYS_PTRACE", "CAP_DAC_READ_SEARCH"} {
+	for _, want := range []string{"CAP_SYS_ADMIN", "CAP_BPF", "CAP_PERFMON", "CAP_SYS_PTRACE", "CAP_DAC_READ_SEARCH"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("child's error does not name %s:\n%s", want, out)
 		}

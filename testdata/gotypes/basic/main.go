@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"reflect"
 	"time"
@@ -92,6 +93,9 @@ func run() error {
 	}
 
 	var h http.Handler = &handler{name: "h"}
+	// Call through the interface: otherwise the linker's dead-code pass
+	// drops the method and the itab points at runtime.unreachableMethod.
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequestWithContext(u, "GET", "/", nil))
 	truth.AddItab(r, h)
 	truth.AddItab(r, http.Handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})))
 	truth.AddItab(r, http.Handler(http.NewServeMux()))
@@ -104,6 +108,7 @@ func run() error {
 	r.AddType(reflect.TypeOf(map[string][]*Inner{}), 3)
 	r.AddType(reflect.TypeOf([4][]chan int{}), 3)
 	r.AddType(reflect.TypeOf(make(<-chan *Inner)), 3)
+	r.AddType(reflect.TypeOf((func(context.Context, ...*http.Request) (http.Handler, error))(nil)), 1)
 
 	var o Outer
 	r.AddField("main.Outer", "In.B", unsafe.Offsetof(o.In)+unsafe.Offsetof(o.In.B))

@@ -131,6 +131,35 @@ func Canon(t reflect.Type) string {
 			e = "(" + e + ")"
 		}
 		return "chan " + e
+	case reflect.Func:
+		var sb strings.Builder
+		sb.WriteString("func(")
+		for i := 0; i < t.NumIn(); i++ {
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			if t.IsVariadic() && i == t.NumIn()-1 {
+				sb.WriteString("..." + Canon(t.In(i).Elem()))
+			} else {
+				sb.WriteString(Canon(t.In(i)))
+			}
+		}
+		sb.WriteString(")")
+		switch t.NumOut() {
+		case 0:
+		case 1:
+			sb.WriteString(" " + Canon(t.Out(0)))
+		default:
+			sb.WriteString(" (")
+			for i := 0; i < t.NumOut(); i++ {
+				if i > 0 {
+					sb.WriteString(", ")
+				}
+				sb.WriteString(Canon(t.Out(i)))
+			}
+			sb.WriteString(")")
+		}
+		return sb.String()
 	}
 	return t.String()
 }

@@ -81,9 +81,11 @@ func main() {
 				break // the last frame is the sentinel's
 			}
 			a.Frames = append(a.Frames, frame{
-				Function:  f.Function,
-				File:      f.File,
-				Line:      f.Line,
+				Function: f.Function,
+				File:     f.File,
+				Line:     f.Line,
+				// runtime.Frame keeps the declaration line unexported;
+				// reflect may read (not set) unexported fields.
 				StartLine: int(reflect.ValueOf(&f).Elem().FieldByName("startLine").Int()),
 				Entry:     uint64(f.Entry) - bias,
 			})
