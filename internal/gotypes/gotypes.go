@@ -5,17 +5,27 @@
 //
 // Layouts come from DWARF when the binary has it and from the runtime type
 // descriptors (moduledata types, typelinks, itablinks) otherwise; the latter
-// survive -ldflags=-s -w and strip. Addresses are link-time virtual
-// addresses in the file: for PIE binaries the caller adds the load bias.
+// survive -ldflags=-s -w and strip. Descriptors not listed by the linker are
+// reached by walking the type graph (element, field, parameter and method
+// types) from typelinks and itabs. Pointers in PIE and externally linked
+// binaries are resolved through their RELA/RELR dynamic relocations.
+// Addresses are link-time virtual addresses in the file: for PIE binaries
+// the caller adds the load bias.
 //
 // Types are named canonically: full import path plus name for named types
-// ("net/http.Request", "github.com/DataDog/dd-trace-go/v2/ddtrace/tracer.Span"),
-// a "*" prefix for pointers ("*context.valueCtx"), and Go syntax for
-// unnamed slices, arrays, maps and channels ("[]string", "map[string]int").
-// This is also the naming of Go's DWARF.
+// ("net/http.Request", "github.com/DataDog/dd-trace-go/v2/ddtrace/tracer.Span",
+// "gopkg.in/yaml.v3.Node"), a "*" prefix for pointers ("*context.valueCtx"),
+// and Go syntax with canonical element names for unnamed slices, arrays,
+// maps, channels and funcs ("[]string", "func(context.Context) error").
+// This is also the naming of Go's DWARF (with its %2e escapes undone).
+// Unnamed struct and interface types keep the runtime's spelling, which
+// uses package names ("struct { f atomic.Int32 }"); DWARF spells them
+// differently, so reach them through the field that holds them.
 //
-// Only 64-bit little- and big-endian ELF files built by Go 1.18 or later
-// are supported.
+// Supported: 64-bit ELF files for amd64 and arm64. Go 1.26 binaries are
+// tested (default, -s -w, strip, PIE, external linking, RELR); the
+// moduledata layouts of Go 1.18-1.25 are implemented but tested only on
+// synthetic images.
 package gotypes
 
 import (

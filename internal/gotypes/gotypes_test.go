@@ -3,6 +3,7 @@ package gotypes
 import (
 	"context"
 	"debug/elf"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,7 +26,14 @@ type variant struct {
 	env   []string // added to the go command's environment
 	args  []string
 	strip bool // run GNU strip on the result
-	dwarf bool // the result keeps DWARF
+	// noSections removes the section header table, as sstrip does: only
+	// program headers (and the dynamic table) remain.
+	noSections bool
+	// zeroRelocated zeroes every word a RELATIVE relocation targets, as
+	// lld does by default (--no-apply-dynamic-relocs): the loader fills
+	// them, so the program still runs, and only relocations give values.
+	zeroRelocated bool
+	dwarf         bool // the result keeps DWARF
 }
 
 var variants = []variant{
@@ -35,6 +43,8 @@ var variants = []variant{
 	{name: "external", args: []string{"-ldflags=-linkmode=external"}, dwarf: true},
 	{name: "pie-external-sw", args: []string{"-buildmode=pie", "-ldflags=-linkmode=external -s -w"}},
 	{name: "strip", strip: true},
+	{name: "pie-external-zeroed", args: []string{"-buildmode=pie", "-ldflags=-linkmode=external"}, zeroRelocated: true, dwarf: true},
+	{name: "pie-sw-nosections", args: []string{"-buildmode=pie", "-ldflags=-s -w"}, noSections: true},
 	// DT_RELR packs relative relocations; the addends stay in the file.
 	{name: "pie-external-relr", args: []string{"-buildmode=pie", "-ldflags=-linkmode=external -extldflags=-Wl,-z,pack-relative-relocs"}, dwarf: true},
 }
@@ -101,12 +111,85 @@ func (c *corpus) build(t testing.TB, prog string, v variant) string {
 				return
 			}
 		}
+		if v.zeroRelocated {
+			if err := zeroRelocatedWords(out); err != nil {
+				r.err = err
+				return
+			}
+		}
+		if v.noSections {
+			if err := dropSectionHeaders(out); err != nil {
+				r.err = err
+				return
+			}
+		}
 		r.path = out
 	})
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
 	return r.path
+}
+
+// zeroRelocatedWords zeroes the file bytes of every R_X86_64_RELATIVE
+// relocation site of an x86-64 PIE.
+func zeroRelocatedWords(path string) error {
+	ef, err := elf.Open(path)
+	if err != nil {
+		return err
+	}
+	defer ef.Close()
+	var sites []int64
+	for _, s := range ef.Sections {
+		if s.Type != elf.SHT_RELA {
+			continue
+		}
+		data, err := s.Data()
+		if err != nil {
+			return err
+		}
+		for i := 0; i+24 <= len(data); i += 24 {
+			if elf.R_X86_64(binary.LittleEndian.Uint64(data[i+8:])&0xffffffff) != elf.R_X86_64_RELATIVE {
+				continue
+			}
+			va := binary.LittleEndian.Uint64(data[i:])
+			for _, p := range ef.Progs {
+				if p.Type == elf.PT_LOAD && va >= p.Vaddr && va+8 <= p.Vaddr+p.Filesz {
+					sites = append(sites, int64(p.Off+va-p.Vaddr))
+				}
+			}
+		}
+	}
+	if len(sites) < 1000 {
+		return fmt.Errorf("%s: only %d RELATIVE relocations", path, len(sites))
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var zero [8]byte
+	for _, off := range sites {
+		if _, err := f.WriteAt(zero[:], off); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dropSectionHeaders zeroes e_shoff, e_shnum and e_shstrndx of an ELF64
+// little-endian file.
+func dropSectionHeaders(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(make([]byte, 8), 40); err != nil { // e_shoff
+		return err
+	}
+	_, err = f.WriteAt(make([]byte, 4), 60) // e_shnum, e_shstrndx
+	return err
 }
 
 // report mirrors testdata/gotypes/internal/truth.Report.

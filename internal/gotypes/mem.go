@@ -84,8 +84,7 @@ func (m *memory) loadRelocs(f *elf.File) error {
 	if f.Class != elf.ELFCLASS64 {
 		return nil
 	}
-	var syms []elf.Symbol
-	symsLoaded := false
+	var tables [][]byte
 	for _, s := range f.Sections {
 		if s.Type != elf.SHT_RELA || s.Flags&elf.SHF_ALLOC == 0 {
 			continue
@@ -94,6 +93,20 @@ func (m *memory) loadRelocs(f *elf.File) error {
 		if err != nil {
 			return fmt.Errorf("read %s: %w", s.Name, err)
 		}
+		tables = append(tables, data)
+	}
+	if len(f.Sections) == 0 {
+		// Section headers stripped (sstrip): the dynamic table still
+		// tells the loader where the relocations are.
+		data, err := m.dynRela(f)
+		if err != nil {
+			return err
+		}
+		tables = append(tables, data)
+	}
+	var syms []elf.Symbol
+	symsLoaded := false
+	for _, data := range tables {
 		for i := 0; i+24 <= len(data); i += 24 {
 			off := m.order.Uint64(data[i:])
 			info := m.order.Uint64(data[i+8:])
@@ -131,6 +144,53 @@ func (m *memory) loadRelocs(f *elf.File) error {
 		m.relOff, m.relVal = off, val
 	}
 	return nil
+}
+
+// maxRela bounds the relocation table read through the dynamic section.
+const maxRela = 256 << 20
+
+// dynRela reads the DT_RELA table of a file without section headers,
+// found through PT_DYNAMIC (elf.File.DynValue needs section headers).
+func (m *memory) dynRela(f *elf.File) ([]byte, error) {
+	var rela, relasz uint64
+	for _, p := range f.Progs {
+		if p.Type != elf.PT_DYNAMIC {
+			continue
+		}
+		if p.Filesz > maxRela {
+			return nil, fmt.Errorf("PT_DYNAMIC of %d bytes: too large", p.Filesz)
+		}
+		d := make([]byte, p.Filesz)
+		if _, err := m.r.ReadAt(d, int64(p.Off)); err != nil {
+			return nil, fmt.Errorf("read PT_DYNAMIC: %w", err)
+		}
+		for i := 0; i+16 <= len(d); i += 16 {
+			tag, val := elf.DynTag(m.order.Uint64(d[i:])), m.order.Uint64(d[i+8:])
+			switch tag {
+			case elf.DT_NULL:
+				i = len(d)
+			case elf.DT_RELA:
+				rela = val
+			case elf.DT_RELASZ:
+				relasz = val
+			}
+		}
+	}
+	if rela == 0 || relasz == 0 {
+		return nil, nil // static binary
+	}
+	if relasz > maxRela {
+		return nil, fmt.Errorf("DT_RELASZ %d: too large", relasz)
+	}
+	off, ok := m.fileOff(rela, relasz)
+	if !ok {
+		return nil, fmt.Errorf("DT_RELA %#x+%d: %w", rela, relasz, errBadAddr)
+	}
+	data := make([]byte, relasz)
+	if _, err := m.r.ReadAt(data, int64(off)); err != nil {
+		return nil, fmt.Errorf("read DT_RELA: %w", err)
+	}
+	return data, nil
 }
 
 // fileOff maps a virtual address range to a file offset.

@@ -110,11 +110,8 @@ func findModuledata(f *elf.File, m *memory, goVersion string) (*moduledata, erro
 		}
 		var want [8]byte
 		m.order.(binary.AppendByteOrder).AppendUint64(want[:0], pcln)
-		for _, s := range f.Sections {
-			if s.Type != elf.SHT_PROGBITS || s.Flags&elf.SHF_WRITE == 0 || s.Flags&elf.SHF_ALLOC == 0 {
-				continue
-			}
-			for a := s.Addr; a+8 <= s.Addr+s.Size; a += 8 {
+		for _, s := range writableRanges(f) {
+			for a := s[0]; a+8 <= s[0]+s[1]; a += 8 {
 				b, err := m.bytes(a, 8)
 				if err != nil {
 					break
@@ -131,6 +128,25 @@ func findModuledata(f *elf.File, m *memory, goVersion string) (*moduledata, erro
 		firstErr = errors.New("no candidate found")
 	}
 	return nil, fmt.Errorf("locate runtime.firstmoduledata: %w", firstErr)
+}
+
+// writableRanges returns (address, size) of the writable data sections, or
+// of the writable segments when section headers are gone.
+func writableRanges(f *elf.File) [][2]uint64 {
+	var out [][2]uint64
+	for _, s := range f.Sections {
+		if s.Type == elf.SHT_PROGBITS && s.Flags&elf.SHF_WRITE != 0 && s.Flags&elf.SHF_ALLOC != 0 {
+			out = append(out, [2]uint64{s.Addr, s.Size})
+		}
+	}
+	if len(f.Sections) == 0 {
+		for _, p := range f.Progs {
+			if p.Type == elf.PT_LOAD && p.Flags&elf.PF_W != 0 {
+				out = append(out, [2]uint64{p.Vaddr, p.Filesz})
+			}
+		}
+	}
+	return out
 }
 
 // orderLayouts puts the layout matching the binary's Go version first.

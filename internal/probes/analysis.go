@@ -114,6 +114,11 @@ func analyze(path string, sym *symbolize.Binary) (*analysis, error) {
 	if err := a.contextNodes(types); err != nil {
 		return nil, err
 	}
+	exe, err := elf.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	defer exe.Close()
 	for _, fw := range frameworks() {
 		ts, err := fw.targets(a)
 		if err != nil {
@@ -125,7 +130,7 @@ func analyze(path string, sym *symbolize.Binary) (*analysis, error) {
 		a.frameworks = append(a.frameworks, fw.name)
 		for _, t := range ts {
 			t.framework = fw.name
-			pt, err := place(path, t)
+			pt, err := place(exe, t)
 			if err != nil {
 				return nil, err
 			}
@@ -253,12 +258,7 @@ func parentFirst(types *gotypes.Binary, ptrType string) bool {
 
 // place finds where in the file a target's probe goes: the file offset of
 // the function and the distance to its PUSHQ BP.
-func place(path string, t target) (probeTarget, error) {
-	f, err := elf.Open(path)
-	if err != nil {
-		return probeTarget{}, fmt.Errorf("open %s: %w", path, err)
-	}
-	defer f.Close()
+func place(f *elf.File, t target) (probeTarget, error) {
 	for _, p := range f.Progs {
 		if p.Type != elf.PT_LOAD || p.Flags&elf.PF_X == 0 || t.entry < p.Vaddr || t.entry >= p.Vaddr+p.Filesz {
 			continue
@@ -274,7 +274,7 @@ func place(path string, t target) (probeTarget, error) {
 		}
 		return pt, nil
 	}
-	return probeTarget{}, fmt.Errorf("%s at %#x is in no executable segment of %s", t.name, t.entry, path)
+	return probeTarget{}, fmt.Errorf("%s at %#x is in no executable segment", t.name, t.entry)
 }
 
 // probeStatus describes the probed functions, for status output.

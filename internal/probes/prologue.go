@@ -37,7 +37,9 @@ func framePushOffset(code []byte) (int, error) {
 		}
 		switch inst.Op {
 		case x86asm.PUSH:
-			if r, ok := inst.Args[0].(x86asm.Reg); ok && r == x86asm.RBP {
+			// Only the one-byte form (0x55) is what the kernel emulates;
+			// Go emits no other.
+			if r, ok := inst.Args[0].(x86asm.Reg); ok && r == x86asm.RBP && inst.Len == 1 && code[off] == 0x55 {
 				return off, nil
 			}
 			return 0, errNoFramePush
