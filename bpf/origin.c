@@ -160,9 +160,17 @@ static __always_inline int read_span(struct event *e, __u64 addr,
 {
 	if (!addr)
 		return -1;
-	if (read_u64(&e->span_id, addr + l->span_id) ||
-	    read_u64(&e->trace_lo, addr + l->trace_lo))
+	if (l->trace_lo == l->span_id + 8) {
+		// dd-trace-go keeps the two IDs side by side: one read.
+		__u64 ids[2];
+		if (bpf_probe_read_user(ids, sizeof(ids), (const void *)(addr + l->span_id)))
+			return -1;
+		e->span_id = ids[0];
+		e->trace_lo = ids[1];
+	} else if (read_u64(&e->span_id, addr + l->span_id) ||
+		   read_u64(&e->trace_lo, addr + l->trace_lo)) {
 		return -1;
+	}
 	e->flags |= FLAG_HAS_SPAN;
 	if (l->ctx == 0xffff)
 		return 0;
@@ -187,6 +195,32 @@ static __always_inline int read_span(struct event *e, __u64 addr,
 	return 0;
 }
 
+// pick copies the two words at byte offset off of the node words w (the
+// value's type and data, or the span pointer and the next word); constant
+// indexes keep the verifier's bounds simple.
+static __always_inline int pick(const __u64 *w, __u16 off, __u64 *a, __u64 *b)
+{
+	switch (off) {
+	case 16:
+		*a = w[2];
+		*b = w[3];
+		return 0;
+	case 24:
+		*a = w[3];
+		*b = w[4];
+		return 0;
+	case 32:
+		*a = w[4];
+		*b = w[5];
+		return 0;
+	case 40:
+		*a = w[5];
+		*b = 0;
+		return 0;
+	}
+	return -1;
+}
+
 // find_span walks the context chain from the interface (tab, data).
 static __always_inline void find_span(struct event *e, const struct proc_cfg *pc,
 				      struct stats *st, __u64 tab, __u64 data)
@@ -201,40 +235,48 @@ static __always_inline void find_span(struct event *e, const struct proc_cfg *pc
 		struct node_info *n = bpf_map_lookup_elem(&ctx_types, &k);
 		if (!n)
 			return;
-		if (n->kind == NODE_SPAN_CTX) {
-			__u64 span = 0;
-			if (read_u64(&span, data + n->val_off)) {
+		// One read serves the parent (always field 0) and the value of
+		// value and span nodes when it lies in the node's first 48 bytes.
+		// valueCtx is 48 bytes; past the end of a smaller node the bytes are
+		// not used, and a read that faults falls back to exact reads.
+		__u64 w[6] = {};
+		__u64 a = 0, b = 0;
+		int picked = -1;
+		if (n->kind == NODE_PARENT) {
+			if (bpf_probe_read_user(w, 16, (const void *)data)) {
 				count(st, STAT_READ_ERR);
 				return;
 			}
-			struct span_layout l = n->span;
-			if (read_span(e, span, &l) == 0)
-				return;
-		} else if (n->kind == NODE_VALUE) {
-			__u64 val[2] = {};
-			if (bpf_probe_read_user(val, sizeof(val), (const void *)(data + n->val_off))) {
-				count(st, STAT_READ_ERR);
-				return;
-			}
-			if (val[0]) {
-				struct type_key vk = {.binary_id = pc->binary_id, .addr = val[0] - pc->bias};
-				struct span_layout *l = bpf_map_lookup_elem(&span_types, &vk);
-				if (l) {
-					struct span_layout lc = *l;
-					if (read_span(e, val[1], &lc) == 0)
-						return;
+		} else {
+			if (bpf_probe_read_user(w, sizeof(w), (const void *)data) == 0)
+				picked = pick(w, n->val_off, &a, &b);
+			if (picked) {
+				__u64 v[2] = {};
+				if (bpf_probe_read_user(w, 16, (const void *)data) ||
+				    bpf_probe_read_user(v, sizeof(v), (const void *)(data + n->val_off))) {
+					count(st, STAT_READ_ERR);
+					return;
 				}
+				a = v[0];
+				b = v[1];
 			}
 		}
-		// NODE_PARENT, NODE_VALUE and a nil span all continue with the parent,
-		// which every known node keeps as its first field.
-		__u64 parent[2] = {};
-		if (bpf_probe_read_user(parent, sizeof(parent), (const void *)data)) {
-			count(st, STAT_READ_ERR);
-			return;
+		if (n->kind == NODE_SPAN_CTX) {
+			struct span_layout l = n->span;
+			if (read_span(e, a, &l) == 0)
+				return;
+		} else if (n->kind == NODE_VALUE && a) {
+			struct type_key vk = {.binary_id = pc->binary_id, .addr = a - pc->bias};
+			struct span_layout *l = bpf_map_lookup_elem(&span_types, &vk);
+			if (l) {
+				struct span_layout lc = *l;
+				if (read_span(e, b, &lc) == 0)
+					return;
+			}
 		}
-		tab = parent[0];
-		data = parent[1];
+		// Every node continues with its parent, its first field.
+		tab = w[0];
+		data = w[1];
 	}
 }
 
