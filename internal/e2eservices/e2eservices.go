@@ -117,6 +117,8 @@ type Service struct {
 	done   chan struct{}
 	err    error // exit status, valid once done is closed
 	once   sync.Once
+	tr     *http.Transport // this service's connections, closed by Stop
+	client *http.Client
 }
 
 // Start runs bin listening on a free loopback port with env added to the
@@ -130,7 +132,8 @@ func Start(t testing.TB, bin string, env ...string) *Service {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Service{cmd: cmd, stderr: &lockedBuffer{}, done: make(chan struct{})}
+	tr := &http.Transport{MaxIdleConnsPerHost: 16}
+	s := &Service{cmd: cmd, stderr: &lockedBuffer{}, done: make(chan struct{}), tr: tr, client: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
 	cmd.Stderr = s.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", bin, err)
@@ -179,7 +182,7 @@ func (s *Service) Get(ctx context.Context, route string) (Truth, error) {
 	if err != nil {
 		return tr, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.client.Do(req)
 	if err != nil {
 		return tr, fmt.Errorf("GET %s: %w", route, err)
 	}
@@ -212,6 +215,9 @@ func (s *Service) Stop() error {
 			return
 		default:
 		}
+		// The server's Shutdown waits up to 5 s for connections that never
+		// sent a request (a transport's spare dial); close ours first.
+		s.tr.CloseIdleConnections()
 		if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			s.err = fmt.Errorf("SIGTERM: %w", err)
 		}
