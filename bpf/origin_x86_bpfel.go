@@ -54,6 +54,11 @@ type OriginSpanLayout struct {
 	Trace128 uint16
 }
 
+type OriginStackWindow struct {
+	_ structs.HostLayout
+	W [128]uint64
+}
+
 type OriginStats struct {
 	_ structs.HostLayout
 	N [5]uint64
@@ -74,6 +79,7 @@ const (
 	OriginMapEvents        = "events"
 	OriginMapProcs         = "procs"
 	OriginMapSpanTypes     = "span_types"
+	OriginMapStackWindows  = "stack_windows"
 	OriginMapStats         = "stats"
 	OriginProgEmptyEntry   = "empty_entry"
 	OriginProgHandlerEntry = "handler_entry"
@@ -131,11 +137,12 @@ type OriginProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type OriginMapSpecs struct {
-	CtxTypes  *ebpf.MapSpec `ebpf:"ctx_types"`
-	Events    *ebpf.MapSpec `ebpf:"events"`
-	Procs     *ebpf.MapSpec `ebpf:"procs"`
-	SpanTypes *ebpf.MapSpec `ebpf:"span_types"`
-	Stats     *ebpf.MapSpec `ebpf:"stats"`
+	CtxTypes     *ebpf.MapSpec `ebpf:"ctx_types"`
+	Events       *ebpf.MapSpec `ebpf:"events"`
+	Procs        *ebpf.MapSpec `ebpf:"procs"`
+	SpanTypes    *ebpf.MapSpec `ebpf:"span_types"`
+	StackWindows *ebpf.MapSpec `ebpf:"stack_windows"`
+	Stats        *ebpf.MapSpec `ebpf:"stats"`
 }
 
 // OriginVariableSpecs contains global variables before they are loaded into the kernel.
@@ -166,11 +173,12 @@ func (o *OriginObjects) Close() error {
 //
 // It can be passed to LoadOriginObjects or ebpf.CollectionSpec.LoadAndAssign.
 type OriginMaps struct {
-	CtxTypes  *ebpf.Map `ebpf:"ctx_types"`
-	Events    *ebpf.Map `ebpf:"events"`
-	Procs     *ebpf.Map `ebpf:"procs"`
-	SpanTypes *ebpf.Map `ebpf:"span_types"`
-	Stats     *ebpf.Map `ebpf:"stats"`
+	CtxTypes     *ebpf.Map `ebpf:"ctx_types"`
+	Events       *ebpf.Map `ebpf:"events"`
+	Procs        *ebpf.Map `ebpf:"procs"`
+	SpanTypes    *ebpf.Map `ebpf:"span_types"`
+	StackWindows *ebpf.Map `ebpf:"stack_windows"`
+	Stats        *ebpf.Map `ebpf:"stats"`
 }
 
 func (m *OriginMaps) Close() error {
@@ -179,6 +187,7 @@ func (m *OriginMaps) Close() error {
 		m.Events,
 		m.Procs,
 		m.SpanTypes,
+		m.StackWindows,
 		m.Stats,
 	)
 }

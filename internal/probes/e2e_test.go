@@ -177,6 +177,18 @@ func TestEndToEnd(t *testing.T) {
 					if route == "/mw" && n < 3 {
 						t.Errorf("/mw: %d records, want one per user handler in the chain (>= 3)", n)
 					}
+					if route == "/mw" {
+						// The user frames above the handler are the middleware
+						// that called it, innermost first.
+						want := []string{"withRequestID", "withUser", "countRequests"}
+						var got []string
+						for _, f := range rec0.Frames[1:] {
+							got = append(got, f.Function)
+						}
+						if !inOrder(got, want) {
+							t.Errorf("/mw: caller frames %v, want the middleware %v in that order", got, want)
+						}
+					}
 				}
 			}
 		})
@@ -399,4 +411,16 @@ func TestSkipsWhatItCannotProbe(t *testing.T) {
 			t.Log(strings.TrimSpace(logs.String()))
 		})
 	}
+}
+
+// inOrder reports whether each of want is a substring of a distinct element
+// of got, in order.
+func inOrder(got, want []string) bool {
+	i := 0
+	for _, g := range got {
+		if i < len(want) && strings.Contains(g, want[i]) {
+			i++
+		}
+	}
+	return i == len(want)
 }
