@@ -43,8 +43,16 @@ test-short:
 # Benchmarks: the probes' overhead report (root), then the Go benchmarks of
 # the symbolizer and the proxy. Results go in the README with the machine.
 bench:
-	ORIGINAGENT_BENCH=1 $(GO) test -count=1 -run '^TestOverheadReport$$' -v ./internal/probes
+	ORIGINAGENT_BENCH=1 $(GO) test -count=1 -run '^Test(ProbeCost|Overhead)Report$$' -v ./internal/probes
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/symbolize ./internal/export
+
+# Run every fuzzer for FUZZTIME each (the seed corpora also run in `make test`).
+FUZZTIME ?= 30s
+fuzz:
+	@set -e; for t in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs grep -h '^func Fuzz' | sed 's/func \(Fuzz[A-Za-z0-9]*\).*/\1/'); do \
+		pkg=$$(dirname $$(grep -rl --include='*_test.go' "^func $$t(" .)); \
+		echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
 
 clean:
 	rm -rf bin .demo

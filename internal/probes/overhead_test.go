@@ -45,6 +45,7 @@ type loadResult struct {
 	p50, p99 time.Duration
 	cpu      time.Duration // the target's CPU time (user+system) per request
 	hits     uint64
+	progNs   float64 // BPF program run time per hit
 }
 
 // withMode runs f with the probes of mode m attached to pid.
@@ -164,9 +165,9 @@ func TestOverheadReport(t *testing.T) {
 	}
 	testutil.RequireRoot(t)
 	const (
-		requests    = 40000
+		requests    = 20000
 		concurrency = 8
-		rounds      = 5
+		rounds      = 9
 	)
 	root, err := e2eservices.RootDir()
 	if err != nil {
@@ -182,6 +183,11 @@ func TestOverheadReport(t *testing.T) {
 	svc := e2eservices.Start(t, bin, "DD_TRACE_AGENT_URL="+agent.URL, "DD_SERVICE=hello")
 	pid := svc.PID
 	results := map[string][]loadResult{}
+	statsOn, err := ebpf.EnableStats(unix.BPF_STATS_RUN_TIME)
+	if err != nil {
+		t.Fatalf("enable BPF run-time stats: %v", err)
+	}
+	defer statsOn.Close()
 	if _, err := drive(svc.Addr, 2000, concurrency); err != nil { // warm up
 		t.Fatal(err)
 	}
@@ -199,6 +205,13 @@ func TestOverheadReport(t *testing.T) {
 				if e != nil {
 					if st, err := e.BPFStats(); err == nil {
 						res.hits = st.Hits
+					}
+					prog := e.objs.HandlerEntry
+					if m.empty {
+						prog = e.objs.EmptyEntry
+					}
+					if ps, err := prog.Stats(); err == nil && ps.RunCount > 0 {
+						res.progNs = float64(ps.Runtime) / float64(ps.RunCount)
 					}
 				}
 			})
@@ -218,7 +231,7 @@ func TestOverheadReport(t *testing.T) {
 	baseCPU := median(base, func(r loadResult) float64 { return float64(r.cpu) })
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n%d requests x %d rounds, concurrency %d, medians over rounds\n", requests, rounds, concurrency)
-	fmt.Fprintf(&b, "| mode | req/s | vs no agent | p50 | p99 | target CPU/req | added CPU/req | probe hits/req |\n|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| mode | req/s | vs no agent | p50 | p99 | target CPU/req | added CPU/req | probe hits/req | BPF ns/run |\n|---|---|---|---|---|---|---|---|---|\n")
 	for _, m := range overheadModes {
 		rs := results[m.name]
 		rps := median(rs, func(r loadResult) float64 { return r.rps })
@@ -226,9 +239,10 @@ func TestOverheadReport(t *testing.T) {
 		p99 := time.Duration(median(rs, func(r loadResult) float64 { return float64(r.p99) }))
 		hits := median(rs, func(r loadResult) float64 { return float64(r.hits) }) / requests
 		cpu := median(rs, func(r loadResult) float64 { return float64(r.cpu) })
-		fmt.Fprintf(&b, "| %s | %.0f | %.3f | %v | %v | %v | %v | %.2f |\n", m.name, rps, rps/baseRPS,
+		prog := median(rs, func(r loadResult) float64 { return r.progNs })
+		fmt.Fprintf(&b, "| %s | %.0f | %.3f | %v | %v | %v | %v | %.2f | %.0f |\n", m.name, rps, rps/baseRPS,
 			p50.Round(time.Microsecond), p99.Round(time.Microsecond), time.Duration(cpu).Round(100*time.Nanosecond),
-			time.Duration(cpu-baseCPU).Round(100*time.Nanosecond), hits)
+			time.Duration(cpu-baseCPU).Round(100*time.Nanosecond), hits, prog)
 	}
 	t.Log(b.String())
 }
