@@ -18,6 +18,7 @@ demo: build
 
 # Regenerate the BPF objects and their Go bindings with the pinned clang.
 generate:
+	@command -v $(CLANG) >/dev/null || { echo "$(CLANG) not found: apt-get install clang-14 llvm-14 libbpf-dev (.ci/run does)"; exit 1; }
 	cd bpf && BPF_CLANG=$(CLANG) $(GO) generate ./...
 
 # Fail when the committed BPF objects differ from what the C sources give.

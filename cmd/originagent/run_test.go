@@ -6,7 +6,12 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -187,4 +192,71 @@ func sum(fams map[string]*dto.MetricFamily, name string) float64 {
 		}
 	}
 	return s
+}
+
+// TestRunStopsOnSIGTERM runs the real binary and stops it the way
+// Kubernetes does: it must log its shutdown and exit 0 within 5 s.
+func TestRunStopsOnSIGTERM(t *testing.T) {
+	testutil.RequireRoot(t)
+	root, err := e2eservices.RootDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "originagent")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/originagent")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "run", "--listen", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--local-agent", "always")
+	var logs lockedLog
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(logs.String(), "originagent running") {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("agent did not start:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	start := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit: %v\n%s", err, logs.String())
+		}
+	case <-time.After(5 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("still running 5 s after SIGTERM:\n%s", logs.String())
+	}
+	if !strings.Contains(logs.String(), "shutting down") {
+		t.Errorf("no shutdown line in the log:\n%s", logs.String())
+	}
+	t.Logf("stopped %v after SIGTERM", time.Since(start).Round(time.Millisecond))
+}
+
+// lockedLog is an io.Writer safe to read while a process writes to it.
+type lockedLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
