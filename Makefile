@@ -44,7 +44,7 @@ test-short:
 # Benchmarks: the probes' overhead report (root), then the Go benchmarks of
 # the symbolizer and the proxy. Results go in the README with the machine.
 bench:
-	ORIGINAGENT_BENCH=1 $(GO) test -count=1 -run '^Test(ProbeCost|Overhead)Report$$' -v ./internal/probes
+	$(GO) test -tags bench -count=1 -run '^Test(ProbeCost|Overhead)Report$$' -v ./internal/probes
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/symbolize ./internal/export
 
 # Run every fuzzer for FUZZTIME each (the seed corpora also run in `make test`).

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 
@@ -111,27 +110,6 @@ func FuzzProxyTraces(f *testing.F) {
 			}
 		}
 	})
-}
-
-// TestWriteFuzzSeeds regenerates the committed seed corpus of
-// FuzzProxyTraces when OA_WRITE_FUZZ_SEEDS=1.
-func TestWriteFuzzSeeds(t *testing.T) {
-	if os.Getenv("OA_WRITE_FUZZ_SEEDS") != "1" {
-		t.Skip("set OA_WRITE_FUZZ_SEEDS=1 to regenerate testdata/fuzz/FuzzProxyTraces")
-	}
-	ts := fuzzTraces()
-	dir := filepath.Join("testdata", "fuzz", "FuzzProxyTraces")
-	os.MkdirAll(dir, 0o755)
-	seeds := map[string][]byte{
-		"v04": encodeV04(ts, metaMap), "v04-absent-meta": encodeV04(ts, metaAbsent),
-		"v04-nil-meta": encodeV04(ts, metaNil), "v05": encodeV05(ts), "v1": encodeV1(ts),
-	}
-	for name, b := range seeds {
-		v := map[string]int{"v05": 1, "v1": 2}[name]
-		writeSeed(t, filepath.Join(dir, name), v, b)
-		// Truncated and oversized-count variants.
-		writeSeed(t, filepath.Join(dir, name+"-truncated"), v, b[:len(b)*2/3])
-	}
 }
 
 func writeSeed(t *testing.T, path string, v int, b []byte) {
