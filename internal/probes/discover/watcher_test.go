@@ -297,8 +297,8 @@ func TestWatcherRecoversLostEvents(t *testing.T) {
 		close(gate)
 		t.Fatal("the blocking process was not started")
 	}
-	// 200 execs and exits: more than the ring buffer holds.
-	storm := exec.Command("sh", "-c", "i=0; while [ $i -lt 200 ]; do true; /bin/true; i=$((i+1)); done")
+	// 600 execs and exits: several times what the ring buffer holds.
+	storm := exec.Command("sh", "-c", "i=0; while [ $i -lt 600 ]; do true; /bin/true; i=$((i+1)); done")
 	if out, err := storm.CombinedOutput(); err != nil {
 		close(gate)
 		t.Fatalf("exec storm: %v: %s", err, out)
@@ -307,9 +307,9 @@ func TestWatcherRecoversLostEvents(t *testing.T) {
 	close(gate)
 
 	rec.wait(t, 5*within, "Start of the process whose exec was lost", func(c call) bool { return c.start && c.pid == late.Process.Pid })
-	if lost := testutil.ToFloat64(w.m.lost); lost == 0 {
-		t.Error("ringbuf_lost_total = 0 after overflowing the ring buffer")
-	}
+	// The loss is counted when the watcher polls the BPF counter, which
+	// may come after the Start its rescan produced.
+	waitMetric(t, w.m.lost, 1)
 	// The Start came from the rescan, which counts itself when done.
 	waitMetric(t, w.m.rescans, 2)
 }
