@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -23,16 +21,7 @@ import (
 // declaration lines (read from the shop binary), with every span tagged.
 func TestDemo(t *testing.T) {
 	testutil.RequireRoot(t)
-	root, err := e2eservices.RootDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	shop := filepath.Join(t.TempDir(), "shop")
-	build := exec.Command("go", "build", "-o", shop, "./examples/shop")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build shop: %v\n%s", err, out)
-	}
+	shop := e2eservices.BuildPackage(t, "./examples/shop")
 	var out bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -198,16 +197,7 @@ func sum(fams map[string]*dto.MetricFamily, name string) float64 {
 // Kubernetes does: it must log its shutdown and exit 0 within 5 s.
 func TestRunStopsOnSIGTERM(t *testing.T) {
 	testutil.RequireRoot(t)
-	root, err := e2eservices.RootDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(t.TempDir(), "originagent")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/originagent")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := e2eservices.BuildPackage(t, "./cmd/originagent")
 	cmd := exec.Command(bin, "run", "--listen", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--local-agent", "always")
 	var logs lockedLog
 	cmd.Stderr = &logs

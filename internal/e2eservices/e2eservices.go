@@ -105,6 +105,25 @@ func Build(t testing.TB, name Name, buildFlags ...string) string {
 	return bin
 }
 
+// BuildPackage compiles the main package pkg of the originagent module
+// (e.g. "./examples/shop") into a temporary directory of t and returns the
+// binary's path.
+func BuildPackage(t testing.TB, pkg string, buildFlags ...string) string {
+	t.Helper()
+	root, err := RootDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), filepath.Base(pkg))
+	args := append(append([]string{"build", "-o", bin}, buildFlags...), pkg)
+	cmd := exec.Command("go", args...)
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return bin
+}
+
 // Service is a running test service.
 type Service struct {
 	// Addr is the host:port the service listens on.

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -168,16 +167,7 @@ func TestOverheadReport(t *testing.T) {
 		concurrency = 8
 		rounds      = 9
 	)
-	root, err := e2eservices.RootDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(t.TempDir(), "hello")
-	build := exec.Command("go", "build", "-o", bin, "./testdata/bench/hello")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build hello: %v\n%s", err, out)
-	}
+	bin := e2eservices.BuildPackage(t, "./testdata/bench/hello")
 	agent := e2eservices.NewAgent(t)
 	svc := e2eservices.Start(t, bin, "DD_TRACE_AGENT_URL="+agent.URL, "DD_SERVICE=hello")
 	pid := svc.PID
@@ -256,16 +246,7 @@ func TestProbeCostReport(t *testing.T) {
 		calls  = 200000
 		rounds = 7
 	)
-	root, err := e2eservices.RootDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(t.TempDir(), "loop")
-	build := exec.Command("go", "build", "-o", bin, "./testdata/bench/loop")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build loop: %v\n%s", err, out)
-	}
+	bin := e2eservices.BuildPackage(t, "./testdata/bench/loop")
 	agent := e2eservices.NewAgent(t)
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), "DD_TRACE_AGENT_URL="+agent.URL, "DD_INSTRUMENTATION_TELEMETRY_ENABLED=false")
