@@ -22,8 +22,14 @@ generate:
 	cd bpf && BPF_CLANG=$(CLANG) $(GO) generate ./...
 
 # Fail when the committed BPF objects differ from what the C sources give.
-check-generate: generate
-	git diff --exit-code -- bpf/
+# Without clang-14 (a fresh machine) the check is skipped with a note, except
+# in CI, where .ci/run installs it and the check must run.
+check-generate:
+	@if ! command -v $(CLANG) >/dev/null && [ "$$CI" != true ]; then \
+		echo "note: $(CLANG) not installed, BPF regeneration check skipped (apt-get install clang-14 llvm-14 libbpf-dev; CI runs it)"; \
+	else \
+		$(MAKE) --no-print-directory generate && git diff --exit-code -- bpf/; \
+	fi
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }

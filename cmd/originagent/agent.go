@@ -65,22 +65,28 @@ type agent struct {
 	adminURL string
 }
 
-// newAgent builds every part; run starts them.
-func newAgent(cfg agentConfig, log *slog.Logger) (a *agent, err error) {
-	a = &agent{log: log, cfg: cfg, reg: prometheus.NewRegistry()}
-	defer func() {
-		if err != nil {
-			a.close()
-		}
-	}()
-	if err := probes.CheckPrivileges(); err != nil {
+// newAgent builds every part; run starts them. On error, what was built is
+// released.
+func newAgent(cfg agentConfig, log *slog.Logger) (*agent, error) {
+	a := &agent{log: log, cfg: cfg, reg: prometheus.NewRegistry()}
+	if err := a.build(); err != nil {
+		a.close()
 		return nil, err
+	}
+	return a, nil
+}
+
+func (a *agent) build() error {
+	cfg, log := a.cfg, a.log
+	var err error
+	if err := probes.CheckPrivileges(); err != nil {
+		return err
 	}
 	if err := a.setupUpstream(); err != nil {
-		return nil, err
+		return err
 	}
 	if a.proxy, err = export.NewProxy(a.cfg.proxy, log.With("component", "proxy"), a.reg); err != nil {
-		return nil, fmt.Errorf("trace intake proxy: %w", err)
+		return fmt.Errorf("trace intake proxy: %w", err)
 	}
 	sinks := []origin.Sink{a.proxy}
 	switch cfg.events {
@@ -89,7 +95,7 @@ func newAgent(cfg agentConfig, log *slog.Logger) (a *agent, err error) {
 		a.events = export.NewJSONLines(os.Stdout)
 	default:
 		if a.eventsF, err = os.OpenFile(cfg.events, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err != nil {
-			return nil, fmt.Errorf("--events: %w", err)
+			return fmt.Errorf("--events: %w", err)
 		}
 		a.events = export.NewJSONLines(a.eventsF)
 	}
@@ -98,18 +104,18 @@ func newAgent(cfg agentConfig, log *slog.Logger) (a *agent, err error) {
 	}
 	sinks = append(sinks, cfg.extraSinks...)
 	if a.engine, err = probes.New(cfg.engine, origin.Tee(sinks...), log.With("component", "probes"), a.reg); err != nil {
-		return nil, fmt.Errorf("probe engine: %w", err)
+		return fmt.Errorf("probe engine: %w", err)
 	}
 	a.proxy.SetBeforeEnrich(func() { a.engine.Sync(syncTimeout) })
 	sel, err := a.selector()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if a.watcher, err = discover.New(cfg.discover, sel, log.With("component", "discover"), a.reg); err != nil {
-		return nil, fmt.Errorf("process discovery: %w", err)
+		return fmt.Errorf("process discovery: %w", err)
 	}
 	a.admin = admin.New(cfg.adminAddr, a.reg, a.status, log.With("component", "admin"))
-	return a, nil
+	return nil
 }
 
 // setupUpstream resolves the upstream Agent and, when asked to, replaces an
@@ -234,11 +240,14 @@ func (a *agent) status() admin.Status {
 // forwarded, then the admin server.
 func (a *agent) run(ctx context.Context, ready func()) error {
 	if err := a.proxy.Listen(); err != nil {
+		a.close()
 		return fmt.Errorf("trace intake: %w", err)
 	}
 	adminLn, err := net.Listen("tcp", a.cfg.adminAddr)
 	if err != nil {
-		return fmt.Errorf("admin address: %w", err)
+		a.proxy.Shutdown(context.Background())
+		a.close()
+		return fmt.Errorf("admin address %s: %w", a.cfg.adminAddr, err)
 	}
 	a.adminURL = "http://" + adminLn.Addr().String()
 	if a.kubeSel != nil {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/originagent/originagent/internal/export"
 	"github.com/originagent/originagent/internal/origin"
+	"github.com/originagent/originagent/internal/probes"
 )
 
 // demoRequest is one request the demo sends to the example shop.
@@ -91,6 +92,9 @@ func (l *recordLog) Put(r origin.Record) {
 }
 
 func runDemo(ctx context.Context, out io.Writer, log *slog.Logger, shopBin string, rounds int) error {
+	if err := probes.CheckPrivileges(); err != nil {
+		return fmt.Errorf("%w (run it with sudo)", err)
+	}
 	if _, err := os.Stat(shopBin); err != nil {
 		return fmt.Errorf("example shop: %w (build it with `make demo` or `go build -o bin/shop ./examples/shop`)", err)
 	}

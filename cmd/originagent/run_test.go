@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -249,4 +252,37 @@ func (l *lockedLog) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// TestRunWithoutPrivileges runs the real binary as an unprivileged user:
+// `run` and `demo` must exit with an error naming the missing capabilities,
+// not crash.
+func TestRunWithoutPrivileges(t *testing.T) {
+	testutil.RequireRoot(t)
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Fatalf("setpriv (util-linux) not found: %v", err)
+	}
+	bin := e2eservices.BuildPackage(t, "./cmd/originagent")
+	for d := filepath.Dir(bin); d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o755); err != nil { // let nobody reach the binary
+			t.Fatal(err)
+		}
+	}
+	for _, args := range [][]string{
+		{"run", "--listen", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"},
+		{"demo", "--shop", bin},
+	} {
+		cmd := exec.Command(setpriv, append([]string{"--reuid=65534", "--regid=65534", "--clear-groups",
+			"--inh-caps=-all", "--bounding-set=-all", bin}, args...)...)
+		out, err := cmd.CombinedOutput()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+			t.Errorf("%s: %v, want exit status 1\n%s", args[0], err, out)
+		}
+		if strings.Contains(string(out), "panic") || !strings.Contains(string(out), "CAP_SYS_ADMIN") {
+			t.Errorf("%s: want an error naming the missing capabilities, got:\n%s", args[0], out)
+		}
+		t.Logf("%s as nobody: %s", args[0], bytes.TrimSpace(out))
+	}
 }
