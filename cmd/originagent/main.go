@@ -12,6 +12,7 @@ func main() {
 		Use:          "originagent",
 		Short:        "Code Origin for Spans for Go, with zero code changes",
 		SilenceUsage: true,
+		Version:      version,
 	}
 	root.AddCommand(newRunCmd(), newDemoCmd(), newStatusCmd(), newSymbolizeCmd(), newInspectCmd())
 	if err := root.Execute(); err != nil {
