@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/pflag"
 
 	"github.com/originagent/originagent/internal/admin"
 	"github.com/originagent/originagent/internal/export"
@@ -44,6 +45,18 @@ type agentConfig struct {
 	localAgent string // never, auto, always
 	// extraSinks also receive every record (the demo's table).
 	extraSinks []origin.Sink
+}
+
+// loopbackAgentConfig is `originagent run`'s default configuration with
+// the intake and admin server on loopback ports the kernel picks: what the
+// demo and the tests run.
+func loopbackAgentConfig() agentConfig {
+	var cfg agentConfig
+	registerAgentFlags(pflag.NewFlagSet("loopback", pflag.ContinueOnError), &cfg)
+	cfg.proxy.Listen = "127.0.0.1:0"
+	cfg.adminAddr = "127.0.0.1:0"
+	cfg.engine.ProcRoot = cfg.discover.ProcRoot
+	return cfg
 }
 
 // agent is a running originagent: proxy, probe engine, process watcher and

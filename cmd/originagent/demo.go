@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/originagent/originagent/internal/export"
 	"github.com/originagent/originagent/internal/origin"
@@ -98,10 +97,7 @@ func runDemo(ctx context.Context, out io.Writer, log *slog.Logger, shopBin strin
 	if _, err := os.Stat(shopBin); err != nil {
 		return fmt.Errorf("example shop: %w (build it with `make demo` or `go build -o bin/shop ./examples/shop`)", err)
 	}
-	var cfg agentConfig
-	registerAgentFlags(pflag.NewFlagSet("demo", pflag.ContinueOnError), &cfg)
-	cfg.proxy.Listen = "127.0.0.1:0"
-	cfg.adminAddr = "127.0.0.1:0"
+	cfg := loopbackAgentConfig()
 	cfg.localAgent = "auto"
 	recs := &recordLog{}
 	cfg.extraSinks = []origin.Sink{recs}

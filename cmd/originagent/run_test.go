@@ -20,7 +20,6 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-	"github.com/spf13/pflag"
 
 	"github.com/originagent/originagent/internal/e2eservices"
 	"github.com/originagent/originagent/internal/origin"
@@ -28,15 +27,10 @@ import (
 	"github.com/originagent/originagent/internal/testutil"
 )
 
-// testAgentConfig is `originagent run`'s default configuration on
-// loopback ports chosen by the kernel.
+// testAgentConfig is the loopback configuration forwarding to upstream.
 func testAgentConfig(upstream string) agentConfig {
-	var cfg agentConfig
-	registerAgentFlags(pflag.NewFlagSet("test", pflag.ContinueOnError), &cfg)
-	cfg.proxy.Listen = "127.0.0.1:0"
+	cfg := loopbackAgentConfig()
 	cfg.proxy.Upstream = upstream
-	cfg.adminAddr = "127.0.0.1:0"
-	cfg.engine.ProcRoot = cfg.discover.ProcRoot
 	return cfg
 }
 

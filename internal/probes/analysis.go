@@ -57,6 +57,7 @@ type analysis struct {
 	nodes      map[uint64]bpf.OriginNodeInfo   // itab address -> context node
 	spans      map[uint64]bpf.OriginSpanLayout // type address -> span layout
 	targets    []probeTarget
+	segs       []segment // executable segments, for each process's load bias
 	frameworks []string
 	tracers    []string
 }
@@ -119,6 +120,9 @@ func analyze(path string, sym *symbolize.Binary) (*analysis, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	defer exe.Close()
+	if a.segs, err = execSegments(exe); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	for _, fw := range frameworks() {
 		ts, err := fw.targets(a)
 		if err != nil {

@@ -2,7 +2,7 @@ package probes
 
 import (
 	"debug/elf"
-	"fmt"
+	"errors"
 	"os"
 	"syscall"
 )
@@ -10,13 +10,8 @@ import (
 type segment struct{ off, vaddr uint64 }
 
 // execSegments returns the file offset and virtual address of each
-// executable PT_LOAD segment of the ELF file at path.
-func execSegments(path string) ([]segment, error) {
-	f, err := elf.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	defer f.Close()
+// executable PT_LOAD segment of f.
+func execSegments(f *elf.File) ([]segment, error) {
 	var out []segment
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_LOAD && p.Flags&elf.PF_X != 0 {
@@ -24,7 +19,7 @@ func execSegments(path string) ([]segment, error) {
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("%s: no executable segment", path)
+		return nil, errors.New("no executable segment")
 	}
 	return out, nil
 }

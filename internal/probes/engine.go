@@ -184,7 +184,7 @@ func (e *Engine) attach(p *discover.Process, d discover.Decision) error {
 	if err != nil {
 		return err
 	}
-	bias, err := loadBias(e.cfg.ProcRoot, p.PID, path)
+	bias, err := loadBias(e.cfg.ProcRoot, p.PID, path, bs.an.segs)
 	if err != nil {
 		e.releaseLocked(bs)
 		return err
@@ -492,8 +492,9 @@ func (e *Engine) Close() error {
 }
 
 // loadBias returns runtime minus file virtual addresses of the executable
-// mapping of pid: zero for position-dependent binaries.
-func loadBias(procRoot string, pid int, exePath string) (uint64, error) {
+// mapping of pid (whose executable's segments are segs): zero for
+// position-dependent binaries.
+func loadBias(procRoot string, pid int, exePath string, segs []segment) (uint64, error) {
 	st, err := os.Stat(exePath)
 	if err != nil {
 		return 0, fmt.Errorf("stat %s: %w", exePath, err)
@@ -510,10 +511,6 @@ func loadBias(procRoot string, pid int, exePath string) (uint64, error) {
 	maps, err := p.ProcMaps()
 	if err != nil {
 		return 0, fmt.Errorf("read maps of pid %d: %w", pid, err)
-	}
-	segs, err := execSegments(exePath)
-	if err != nil {
-		return 0, err
 	}
 	for _, m := range maps {
 		if m.Inode != ino || m.Perms == nil || !m.Perms.Execute {
