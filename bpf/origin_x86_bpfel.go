@@ -33,7 +33,7 @@ type OriginEvent struct {
 type OriginNodeInfo struct {
 	_      structs.HostLayout
 	Kind   uint8
-	Pad    uint8
+	Flags  uint8
 	ValOff uint16
 	Span   OriginSpanLayout
 }
@@ -52,11 +52,13 @@ type OriginSpanLayout struct {
 	TraceLo  uint16
 	Ctx      uint16
 	Trace128 uint16
+	ScSpanId uint16
+	Flags    uint16
 }
 
 type OriginStackWindow struct {
 	_ structs.HostLayout
-	W [128]uint64
+	W [512]uint64
 }
 
 type OriginStats struct {
@@ -83,6 +85,7 @@ const (
 	OriginMapStats         = "stats"
 	OriginProgEmptyEntry   = "empty_entry"
 	OriginProgHandlerEntry = "handler_entry"
+	OriginProgReadsEntry   = "reads_entry"
 	OriginVarUnusedEvent   = "unused_event"
 	OriginVarWakeupBytes   = "wakeup_bytes"
 )
@@ -131,6 +134,7 @@ type OriginSpecs struct {
 type OriginProgramSpecs struct {
 	EmptyEntry   *ebpf.ProgramSpec `ebpf:"empty_entry"`
 	HandlerEntry *ebpf.ProgramSpec `ebpf:"handler_entry"`
+	ReadsEntry   *ebpf.ProgramSpec `ebpf:"reads_entry"`
 }
 
 // OriginMapSpecs contains maps before they are loaded into the kernel.
@@ -206,12 +210,14 @@ type OriginVariables struct {
 type OriginPrograms struct {
 	EmptyEntry   *ebpf.Program `ebpf:"empty_entry"`
 	HandlerEntry *ebpf.Program `ebpf:"handler_entry"`
+	ReadsEntry   *ebpf.Program `ebpf:"reads_entry"`
 }
 
 func (p *OriginPrograms) Close() error {
 	return _OriginClose(
 		p.EmptyEntry,
 		p.HandlerEntry,
+		p.ReadsEntry,
 	)
 }
 

@@ -198,6 +198,13 @@ func spanLayout(types *gotypes.Binary, span, spanCtx, spanID, traceLo, ctx strin
 	if c, err := get(span, ctx); err == nil {
 		if t, err := get(spanCtx, "traceID"); err == nil {
 			l.Ctx, l.Trace128 = c, t
+			// Both tracers keep the span ID a few bytes after the trace
+			// ID in the span context: the probe then reads every ID at
+			// once from there (SC_IDS_MAX in bpf/origin.c).
+			if s, err := get(spanCtx, "spanID"); err == nil && s >= t+16 && s+8 <= t+scIDsMax {
+				l.ScSpanId = s
+				l.Flags |= layoutSCIDs
+			}
 		}
 	}
 	return l, nil
@@ -229,7 +236,14 @@ func (a *analysis) contextNodes(types *gotypes.Binary) error {
 			if err != nil || v2 == nil {
 				continue
 			}
-			a.nodes[it.addr] = bpf.OriginNodeInfo{Kind: nodeSpanCtx, ValOff: uint16(off), Span: *v2}
+			n := bpf.OriginNodeInfo{Kind: nodeSpanCtx, ValOff: uint16(off), Span: *v2}
+			// The snapshot *SpanContext taken when the span was put in
+			// the context carries the IDs; the probe reads it when it is
+			// the word after the span, as in v2.12.
+			if snap, err := types.FieldOffset(typeV2SpanCtxS, "snapshot"); err == nil && snap == off+8 {
+				n.Flags |= nodeFSnapshot
+			}
+			a.nodes[it.addr] = n
 		default:
 			if parentFirst(types, it.typ) {
 				a.nodes[it.addr] = bpf.OriginNodeInfo{Kind: nodeParent}

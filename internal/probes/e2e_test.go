@@ -147,6 +147,7 @@ func TestEndToEnd(t *testing.T) {
 			if ps := e.Processes(); len(ps) != 1 {
 				t.Fatalf("attached processes = %d, want 1 (see log above)", len(ps))
 			}
+			checkFastLayouts(t, e, v.svc == e2eservices.NetHTTPV2)
 			for _, r := range e2eservices.Routes {
 				route := r.Path
 				for i := 0; i < 3; i++ {
@@ -192,6 +193,31 @@ func TestEndToEnd(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// checkFastLayouts checks that the analysis found the layouts that let the
+// probe read every ID at once (without them it falls back to more reads and
+// the end-to-end results alone would not show it).
+func checkFastLayouts(t *testing.T, e *Engine, v2 bool) {
+	t.Helper()
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	for _, bs := range e.bins {
+		for addr, l := range bs.an.spans {
+			if l.Flags&layoutSCIDs == 0 {
+				t.Errorf("span type %#x: span context IDs not adjacent in layout %+v", addr, l)
+			}
+		}
+		snap := 0
+		for _, n := range bs.an.nodes {
+			if n.Kind == nodeSpanCtx && n.Flags&nodeFSnapshot != 0 {
+				snap++
+			}
+		}
+		if v2 && snap == 0 {
+			t.Errorf("no dd-trace-go v2 span node with its snapshot after the span")
+		}
 	}
 }
 

@@ -37,9 +37,10 @@ type Config struct {
 	// ProcRoot is where procfs is mounted (default /proc).
 	ProcRoot string
 
-	// For the overhead benchmark: attach the empty program instead of the
-	// real one, and/or put probes on function entries.
-	benchEmpty, benchAtEntry bool
+	// For the overhead benchmark: attach the empty program or the
+	// four-reads floor instead of the real one, and/or put probes on
+	// function entries.
+	benchEmpty, benchReads, benchAtEntry bool
 }
 
 // DefaultConfig returns the settings originagent runs with by default.
@@ -211,8 +212,11 @@ func (e *Engine) attach(p *discover.Process, d discover.Decision) error {
 		return fmt.Errorf("open %s for uprobes: %w", path, err)
 	}
 	prog := e.objs.HandlerEntry
-	if e.cfg.benchEmpty {
+	switch {
+	case e.cfg.benchEmpty:
 		prog = e.objs.EmptyEntry
+	case e.cfg.benchReads:
+		prog = e.objs.ReadsEntry
 	}
 	for _, t := range bs.an.targets {
 		push := t.pushOffset

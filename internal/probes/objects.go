@@ -51,6 +51,15 @@ type BPFStats struct {
 	ReadErrors  uint64 // faults reading the target's memory (not an outcome)
 }
 
+// Layout and node flags and limits; LAYOUT_SC_IDS, NODE_F_SNAPSHOT and
+// SC_IDS_MAX in bpf/origin.c.
+const (
+	layoutSCIDs   = 1 // the span context's span ID follows its 128-bit trace ID
+	nodeFSnapshot = 1 // a span node's *SpanContext snapshot follows its *Span
+
+	scIDsMax = 64 // SC_IDS_MAX: bytes from a span context's trace ID to its span ID's end
+)
+
 // noCtx marks a span layout without a span-context pointer.
 const noCtx = 0xffff
 

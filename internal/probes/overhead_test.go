@@ -31,6 +31,7 @@ type overheadMode struct {
 	name   string
 	attach bool
 	empty  bool // the empty BPF program instead of the real one
+	reads  bool // the four-reads floor program instead of the real one
 	entry  bool // on the function's first instruction instead of PUSHQ BP
 }
 
@@ -57,7 +58,7 @@ func withMode(t *testing.T, pid int, m overheadMode, f func(*Engine)) {
 		return
 	}
 	cfg := DefaultConfig()
-	cfg.benchEmpty, cfg.benchAtEntry = m.empty, m.entry
+	cfg.benchEmpty, cfg.benchReads, cfg.benchAtEntry = m.empty, m.reads, m.entry
 	e, err := New(cfg, origin.SinkFunc(func(origin.Record) {}), slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -196,8 +197,11 @@ func TestOverheadReport(t *testing.T) {
 						res.hits = st.Hits
 					}
 					prog := e.objs.HandlerEntry
-					if m.empty {
+					switch {
+					case m.empty:
 						prog = e.objs.EmptyEntry
+					case m.reads:
+						prog = e.objs.ReadsEntry
 					}
 					if ps, err := prog.Stats(); err == nil && ps.RunCount > 0 {
 						res.progNs = float64(ps.Runtime) / float64(ps.RunCount)
@@ -283,6 +287,9 @@ func TestProbeCostReport(t *testing.T) {
 		{name: "originagent @PUSHQ BP", attach: true},
 		{name: "empty uprobe @entry", attach: true, empty: true, entry: true},
 		{name: "originagent @entry", attach: true, entry: true},
+		// The floor: four 8-byte reads of the target's memory, the least an
+		// in-kernel capture of handler and span IDs needs (see reads_entry).
+		{name: "4 user reads @PUSHQ BP", attach: true, reads: true},
 	}
 	// Kernel accounting of BPF run time separates the program's own cost
 	// from the uprobe trap around it and from the reader on the other core.
@@ -302,8 +309,11 @@ func TestProbeCostReport(t *testing.T) {
 				per[m.name] = append(per[m.name], float64(d)/calls)
 				if e != nil {
 					prog := e.objs.HandlerEntry
-					if m.empty {
+					switch {
+					case m.empty:
 						prog = e.objs.EmptyEntry
+					case m.reads:
+						prog = e.objs.ReadsEntry
 					}
 					if ps, err := prog.Stats(); err == nil && ps.RunCount > 0 {
 						progNs[m.name] = append(progNs[m.name], float64(ps.Runtime)/float64(ps.RunCount))
@@ -338,6 +348,8 @@ func TestProbeCostReport(t *testing.T) {
 	}
 	fmt.Fprintf(&b, "originagent / empty uprobe, same place (PUSHQ BP): %.2f\n", added[modes[2].name]/added[modes[1].name])
 	fmt.Fprintf(&b, "originagent @entry / originagent @PUSHQ BP: %.1f\n", added[modes[4].name]/added[modes[2].name])
+	fmt.Fprintf(&b, "4 user reads / empty uprobe, same place (the floor of any in-kernel capture): %.2f\n", added[modes[5].name]/added[modes[1].name])
+	fmt.Fprintf(&b, "one user read: %.0f ns\n", (added[modes[5].name]-added[modes[1].name])/4)
 	fmt.Fprintf(&b, "events emitted %d, lost to a full ring buffer %d\n", emitted, full)
 	t.Log(b.String())
 }
