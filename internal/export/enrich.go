@@ -66,7 +66,6 @@ type encState struct {
 	// v1.0
 	v1       v1Walker
 	v1origin []bool // span already has _dd.code_origin.type
-	v1attrs  []bool // span has an attributes field
 	tagged   int
 	changed  bool
 }
@@ -85,7 +84,6 @@ func (st *encState) reset() {
 func (st *encState) startChunk(n int) {
 	st.spans = st.spans[:0]
 	st.v1origin = st.v1origin[:0]
-	st.v1attrs = st.v1attrs[:0]
 	st.v04 = st.v04[:0]
 	st.v05 = st.v05[:0]
 	st.ids = slices.Grow(st.ids[:0], n)

@@ -11,9 +11,11 @@ import (
 // occurrence of a string is written inline and appended to a string table,
 // later ones are written as the table index. Adding a tag therefore cannot
 // be a plain splice: a new inline string shifts the index of every string
-// first seen after it. v1Walker copies the payload and renumbers the indices
-// that follow an insertion; the Agent decodes the result to the same spans,
-// plus the tags.
+// first seen after it. v1Walker walks the payload once, recording where its
+// streaming strings are, then copies it with the tags inserted and the
+// indices that follow an insertion renumbered, replaying the record instead
+// of walking again; the Agent decodes the result to the same spans, plus the
+// tags.
 
 // Field numbers.
 const (
@@ -76,48 +78,70 @@ func (t *strTable) addUnchecked(s []byte) uint32 {
 	return i
 }
 
-// v1Plan says that span `span` of chunk `chunk` gets tags.
-type v1Plan struct {
-	chunk, span int
-	tags        *tagSet
-	hasAttrs    bool
+// The walk records each streaming string of the input as its body offset,
+// tagged with tokNew for a string's first occurrence (a new table entry);
+// the copy decodes it again from there. Four bytes a string keep the
+// record's cost near that of reading the payload; payloads are at most
+// MaxBody bytes, far below 2^31.
+const tokNew = 1 << 31
+
+// v1Pending is an input string (table index in) that the tags added to
+// the output (at index out) before the input's first occurrence of it.
+type v1Pending struct{ in, out uint32 }
+
+// v1Op is an edit of the output for a span that gets tags, in body order.
+type v1Op struct {
+	at, end int // body[at:end] is replaced; at == end inserts
+	kind    uint8
+	n       uint32 // opHeader: the element count of the new header
+	isMap   bool   // opHeader: map (span) or array (attributes) header
+	tags    *tagSet
 }
 
-// v1Walker walks a v1.0 payload twice: to plan (which spans get tags) and to
-// emit (copy with tags inserted and string indices renumbered).
+const (
+	opHeader     uint8 = iota + 1 // a span map or attributes array header, with room for the tags
+	opAttrsField                  // a new attributes field holding the tags
+	opTags                        // the tags, at the end of existing attributes
+)
+
+// v1SpanPos is where one span's parts are, for the edits.
+type v1SpanPos struct {
+	start, hdrEnd, end int // the span map and its header
+	fields             int
+	attrStart          int // attributes array header; -1 when absent
+	attrHdrEnd         int
+	attrEnd            int
+	attrN              int
+}
+
+// v1Walker walks a v1.0 payload once, like the Agent's decoder, and records
+// what the copy needs: the streaming strings (toks) and the edits (ops).
 type v1Walker struct {
 	body []byte
 	i    int // read position in body; an offset, not a slice, so that
 	// advancing it is a plain integer store (no GC write barrier)
-	emit bool
 
-	orig  strTable // the table a decoder of the input builds (plan)
-	remap []uint32 // input index -> output index (emit)
-	// The emit pass does not rebuild tables: the input's final table (from
-	// the plan pass) tells whether an inline string is new at its position
-	// (its index is the table's length there), and the output's table is
-	// the input's plus the few strings the tags add.
-	origLen  uint32            // input table length at the read position (emit)
-	outLen   uint32            // output table length at the write position (emit)
-	inserted map[string]uint32 // strings the tags added to the output table (emit)
+	orig strTable // the table a decoder of the input builds
+	toks []uint32 // toks[:nt] are recorded; written by index, not append,
+	nt   int      // as this runs for every string of the payload
+	ops  []v1Op
+	pos  []v1SpanPos // spans of the current chunk
 
-	dst  []byte // output (emit)
-	last int    // body offset copied to dst so far (emit)
+	// copy state
+	remap    []uint32          // input index -> output index
+	inserted map[string]uint32 // strings the tags added to the output table
+	origLen  uint32            // input table length at the copy position
+	outLen   uint32            // output table length at the copy position
+	// Input strings first seen after a tag added them: the output's decoder
+	// resolves them to the tag's copy. Few, so a list and its smallest index.
+	pending    []v1Pending
+	minPending uint32
 
-	plans  []v1Plan
-	cursor int // next plan (emit)
-
-	// planning state of the current span
-	chunk, span int
-	hasOrigin   bool
-	hasAttrs    bool
-	service     uint32
+	hasOrigin bool // the current span already has _dd.code_origin.type
 
 	st *encState
 	s  *store
 }
-
-func (w *v1Walker) off() int { return w.i }
 
 // rest returns the unread input.
 func (w *v1Walker) rest() []byte { return w.body[w.i:] }
@@ -125,27 +149,21 @@ func (w *v1Walker) rest() []byte { return w.body[w.i:] }
 // adv moves the read position to o, a suffix of body.
 func (w *v1Walker) adv(o []byte) { w.i = len(w.body) - len(o) }
 
-// patch replaces body[at:w.off()] with b in the output.
-func (w *v1Walker) patch(at int, b []byte) {
-	w.dst = append(w.dst, w.body[w.last:at]...)
-	w.dst = append(w.dst, b...)
-	w.last = w.off()
-}
-
-// insert adds b to the output at the current position.
-func (w *v1Walker) insert(b []byte) {
-	w.dst = append(w.dst, w.body[w.last:w.off()]...)
-	w.dst = append(w.dst, b...)
-	w.last = w.off()
-}
-
+// u32 reads an unsigned integer; field numbers, types and most string
+// indices are positive fixints.
 func (w *v1Walker) u32() (uint32, error) {
-	// Field numbers, types and most string indices are positive fixints.
-	if p := w.body[w.i:]; len(p) > 0 {
-		switch c := p[0]; {
-		case c < 0x80:
+	if w.i < len(w.body) {
+		if c := w.body[w.i]; c < 0x80 {
 			w.i++
 			return uint32(c), nil
+		}
+	}
+	return w.u32Slow()
+}
+
+func (w *v1Walker) u32Slow() (uint32, error) {
+	if p := w.body[w.i:]; len(p) > 0 {
+		switch c := p[0]; {
 		case c == 0xcc && len(p) >= 2:
 			w.i += 2
 			return uint32(p[1]), nil
@@ -180,110 +198,71 @@ func (w *v1Walker) count(isMap bool) (int, error) {
 	return n, nil
 }
 
-// isStr reports a msgpack str (not bin) header, as the Agent's isString.
-func isStr(b []byte) bool {
-	return len(b) > 0 && (b[0]&0xe0 == 0xa0 || b[0] == 0xd9 || b[0] == 0xda || b[0] == 0xdb)
+// tok records a streaming string.
+func (w *v1Walker) tok(t uint32) {
+	if w.nt == len(w.toks) {
+		w.toks = append(w.toks, make([]uint32, len(w.toks)+1024)...)
+	}
+	w.toks[w.nt] = t
+	w.nt++
 }
 
-// inline registers an inline string of the input: in the plan pass in the
-// input's table, in the emit pass in the index remapping.
-func (w *v1Walker) inline(s []byte) (uint32, error) {
-	if !w.emit {
-		oi, _ := w.orig.add(s)
-		return oi, nil
+// inline registers an inline string that started at body offset at.
+func (w *v1Walker) inline(at int, s []byte) uint32 {
+	i, isNew := w.orig.add(s)
+	if isNew {
+		w.tok(uint32(at) | tokNew)
 	}
-	oi, ok := w.orig.lookup[string(s)]
-	if !ok || oi > w.origLen {
-		return 0, malformed("v1.0: input changed between passes")
-	}
-	if oi == w.origLen { // first occurrence
-		w.origLen++
-		ni, dup := w.inserted[string(s)]
-		if !dup { // else the output's decoder finds the tag's copy
-			ni = w.outLen
-			w.outLen++
-		}
-		w.remap = append(w.remap, ni)
-	}
-	return oi, nil
-}
-
-// tableLen is the input table's length at the read position.
-func (w *v1Walker) tableLen() int {
-	if w.emit {
-		return int(w.origLen)
-	}
-	return len(w.orig.strs)
+	return i
 }
 
 // str reads a streaming string and returns its input table index.
 func (w *v1Walker) str() (uint32, error) {
-	p := w.rest()
-	if len(p) == 0 {
+	at := w.i
+	if at >= len(w.body) {
 		return 0, malformed("v1.0: streaming string at EOF")
 	}
-	if c := p[0]; c&0xe0 == 0xa0 { // fixstr, the common inline string
+	c := w.body[at]
+	if c < 0x80 { // an index, the common case
+		w.i++
+		if int(c) >= len(w.orig.strs) {
+			return 0, malformed("v1.0: string index %d beyond table of %d", c, len(w.orig.strs))
+		}
+		w.tok(uint32(at))
+		return uint32(c), nil
+	}
+	if c&0xe0 == 0xa0 { // fixstr, the common inline string
 		n := 1 + int(c&0x1f)
-		if n > len(p) {
+		if at+n > len(w.body) {
 			return 0, malformed("v1.0 string truncated")
 		}
 		w.i += n
-		return w.inline(p[1:n])
+		return w.inline(at, w.body[at+1:at+n]), nil
 	}
-	if isStr(p) {
-		s, o, err := msgp.ReadStringZC(p)
+	if isStr(w.body[at:]) {
+		s, o, err := msgp.ReadStringZC(w.rest())
 		if err != nil {
 			return 0, malformed("v1.0 string: %v", err)
 		}
 		w.adv(o)
-		return w.inline(s)
+		return w.inline(at, s), nil
 	}
-	at := w.off()
 	ref, err := w.u32()
 	if err != nil {
 		return 0, err
 	}
-	if int(ref) >= w.tableLen() {
-		return 0, malformed("v1.0: string index %d beyond table of %d", ref, w.tableLen())
+	if int(ref) >= len(w.orig.strs) {
+		return 0, malformed("v1.0: string index %d beyond table of %d", ref, len(w.orig.strs))
 	}
-	if w.emit {
-		if ni := w.remap[ref]; ni != ref {
-			w.patch(at, msgp.AppendUint32(w.st.extra[:0], ni))
-		}
-	}
+	w.tok(uint32(at))
 	return ref, nil
 }
 
-// putStr appends s to the output as a streaming string: its index when the
-// output table has it, else inline (which adds it).
-func (w *v1Walker) putStr(b []byte, s string) []byte {
-	if i, ok := w.inserted[s]; ok {
-		return msgp.AppendUint32(b, i)
-	}
-	if k, ok := w.orig.lookup[s]; ok && k < w.origLen {
-		return msgp.AppendUint32(b, w.remap[k])
-	}
-	w.inserted[s] = w.outLen
-	w.outLen++
-	return msgp.AppendString(b, s)
-}
-
-// walk runs one pass over the payload.
+// walk reads the payload and records its strings and the edits.
 func (w *v1Walker) walk() error {
 	w.i = 0
-	if w.emit {
-		w.origLen, w.outLen = 1, 1 // index 0 is ""
-		if w.inserted == nil {
-			w.inserted = make(map[string]uint32)
-		}
-		clear(w.inserted)
-		w.remap = append(w.remap[:0], 0)
-		w.last = 0
-		w.cursor = 0
-	} else {
-		w.orig.reset()
-	}
-	w.chunk = -1
+	w.orig.reset()
+	w.nt, w.ops = 0, w.ops[:0]
 	nf, err := w.count(true)
 	if err != nil {
 		return err
@@ -295,7 +274,7 @@ func (w *v1Walker) walk() error {
 		}
 		switch {
 		case key == v1PayloadStrings:
-			if w.tableLen() > 1 {
+			if len(w.orig.strs) > 1 {
 				return malformed("v1.0: string table after streaming strings")
 			}
 			n, err := w.count(false)
@@ -303,6 +282,7 @@ func (w *v1Walker) walk() error {
 				return err
 			}
 			for range n {
+				at := w.i
 				s, o, err := msgp.ReadStringZC(w.rest())
 				if err != nil {
 					return malformed("v1.0 string table: %v", err)
@@ -311,18 +291,13 @@ func (w *v1Walker) walk() error {
 				if len(s) == 0 {
 					continue
 				}
-				if w.emit {
-					w.origLen++
-					w.remap = append(w.remap, w.outLen)
-					w.outLen++
-				} else {
-					w.orig.addUnchecked(s)
-				}
+				w.orig.addUnchecked(s)
+				w.tok(uint32(at) | tokNew)
 			}
 		case key >= 2 && key <= 9:
 			_, err = w.str()
 		case key == v1PayloadAttributes:
-			err = w.keyValues(0, nil)
+			err = w.keyValues(0)
 		case key == v1PayloadChunks:
 			var n int
 			if n, err = w.count(false); err != nil {
@@ -343,15 +318,12 @@ func (w *v1Walker) walk() error {
 	if w.i != len(w.body) {
 		return malformed("v1.0: %d trailing bytes", len(w.body)-w.i)
 	}
-	if w.emit {
-		w.dst = append(w.dst, w.body[w.last:]...)
-	}
 	return nil
 }
 
 func (w *v1Walker) traceChunk() error {
-	w.chunk++
 	w.st.startChunk(0)
+	w.pos = w.pos[:0]
 	var traceID []byte
 	nf, err := w.count(true)
 	if err != nil {
@@ -366,14 +338,13 @@ func (w *v1Walker) traceChunk() error {
 		case v1ChunkOrigin:
 			_, err = w.str()
 		case v1ChunkAttributes:
-			err = w.keyValues(0, nil)
+			err = w.keyValues(0)
 		case v1ChunkSpans:
 			var n int
 			if n, err = w.count(false); err != nil {
 				return err
 			}
-			for i := range n {
-				w.span = i
+			for range n {
 				if err = w.spanMap(); err != nil {
 					return err
 				}
@@ -394,10 +365,6 @@ func (w *v1Walker) traceChunk() error {
 			return err
 		}
 	}
-	if w.emit {
-		return nil
-	}
-	// Plan this chunk.
 	high, low := splitTraceID(traceID)
 	// A zero upper half is a tracer in 64-bit mode: like a v0.4 chunk without
 	// _dd.p.tid, the low half and the span ID decide.
@@ -405,40 +372,32 @@ func (w *v1Walker) traceChunk() error {
 		return nil
 	}
 	for i, a := range w.st.assign {
-		if a.tags != nil && !w.st.v1origin[i] {
-			w.plans = append(w.plans, v1Plan{chunk: w.chunk, span: i, tags: a.tags, hasAttrs: w.st.v1attrs[i]})
+		if a.tags == nil || w.st.v1origin[i] {
+			continue
 		}
-	}
-	return nil
-}
-
-// plan returns the plan of the current span, if it gets tags.
-func (w *v1Walker) plan() *v1Plan {
-	if w.cursor < len(w.plans) {
-		if p := &w.plans[w.cursor]; p.chunk == w.chunk && p.span == w.span {
-			return p
+		p := w.pos[i]
+		if p.attrStart < 0 {
+			w.ops = append(w.ops,
+				v1Op{at: p.start, end: p.hdrEnd, kind: opHeader, n: uint32(p.fields + 1), isMap: true},
+				v1Op{at: p.end, end: p.end, kind: opAttrsField, tags: a.tags})
+		} else {
+			w.ops = append(w.ops,
+				v1Op{at: p.attrStart, end: p.attrHdrEnd, kind: opHeader, n: uint32(p.attrN + 3*len(tagKeys))},
+				v1Op{at: p.attrEnd, end: p.attrEnd, kind: opTags, tags: a.tags})
 		}
 	}
 	return nil
 }
 
 func (w *v1Walker) spanMap() error {
-	start := w.off()
+	p := v1SpanPos{start: w.i, attrStart: -1}
 	nf, err := w.count(true)
 	if err != nil {
 		return err
 	}
-	var pl *v1Plan
-	if w.emit {
-		if pl = w.plan(); pl != nil {
-			w.cursor++
-			if !pl.hasAttrs {
-				w.patch(start, msgp.AppendMapHeader(w.st.extra[:0], uint32(nf+1)))
-			}
-		}
-	}
+	p.fields, p.hdrEnd = nf, w.i
 	var cs chunkSpan
-	w.hasOrigin, w.hasAttrs = false, false
+	w.hasOrigin = false
 	for range nf {
 		key, err := w.u32()
 		if err != nil {
@@ -446,18 +405,19 @@ func (w *v1Walker) spanMap() error {
 		}
 		switch key {
 		case v1SpanService:
-			w.service, err = w.str()
-			cs.service = w.orig.strs[w.service]
+			var s uint32
+			s, err = w.str()
+			cs.service = w.orig.strs[s]
 		case v1SpanName, v1SpanResource, v1SpanType, v1SpanEnv, v1SpanVersion, v1SpanComponent:
 			_, err = w.str()
 		case v1SpanID, v1SpanParent:
 			var v uint64
-			if p := w.rest(); len(p) >= 9 && p[0] == 0xcf {
-				v = binary.BigEndian.Uint64(p[1:])
+			if q := w.rest(); len(q) >= 9 && q[0] == 0xcf {
+				v = binary.BigEndian.Uint64(q[1:])
 				w.i += 9
 			} else {
 				var o []byte
-				if v, o, err = msgp.ReadUint64Bytes(p); err != nil {
+				if v, o, err = msgp.ReadUint64Bytes(q); err != nil {
 					return malformed("v1.0 span ID: %v", err)
 				}
 				w.adv(o)
@@ -468,8 +428,11 @@ func (w *v1Walker) spanMap() error {
 				cs.parent = v
 			}
 		case v1SpanAttributes:
-			w.hasAttrs = true
-			err = w.keyValues(0, pl)
+			// The last attributes field is the one the tags go into, as the
+			// Agent's decoder keeps the last.
+			p.attrStart = w.i
+			p.attrN, p.attrHdrEnd, err = w.spanAttributes()
+			p.attrEnd = w.i
 		case v1SpanLinks:
 			err = w.list(w.spanLink)
 		case v1SpanEvents:
@@ -483,30 +446,37 @@ func (w *v1Walker) spanMap() error {
 			return err
 		}
 	}
-	if pl != nil && !pl.hasAttrs {
-		b := msgp.AppendUint32(w.st.extra[:0], v1SpanAttributes)
-		b = msgp.AppendArrayHeader(b, uint32(3*len(tagKeys)))
-		b = w.appendTags(b, pl.tags)
-		w.insert(b)
-		w.st.extra = b[:0]
-		w.st.tagged++
-	}
-	if !w.emit {
-		w.st.spans = append(w.st.spans, cs)
-		w.st.v1origin = append(w.st.v1origin, w.hasOrigin)
-		w.st.v1attrs = append(w.st.v1attrs, w.hasAttrs)
-	}
+	p.end = w.i
+	w.pos = append(w.pos, p)
+	w.st.spans = append(w.st.spans, cs)
+	w.st.v1origin = append(w.st.v1origin, w.hasOrigin)
 	return nil
 }
 
-func (w *v1Walker) appendTags(b []byte, ts *tagSet) []byte {
-	vals := tagValues(ts)
-	for k := range tagKeys {
-		b = w.putStr(b, tagKeys[k])
-		b = msgp.AppendUint32(b, v1AnyString)
-		b = w.putStr(b, vals[k])
+// spanAttributes walks a span's own attributes, noting a code origin tag
+// already there; it returns the element count and the header's end.
+func (w *v1Walker) spanAttributes() (n, hdrEnd int, err error) {
+	n, err = w.count(false)
+	if err != nil {
+		return 0, 0, err
 	}
-	return b
+	hdrEnd = w.i
+	if n%3 != 0 {
+		return 0, 0, malformed("v1.0: %d attribute elements, not a multiple of 3", n)
+	}
+	for range n / 3 {
+		k, err := w.str()
+		if err != nil {
+			return 0, 0, err
+		}
+		if string(w.orig.strs[k]) == tagKeys[0] {
+			w.hasOrigin = true
+		}
+		if err := w.anyValue(1); err != nil {
+			return 0, 0, err
+		}
+	}
+	return n, hdrEnd, nil
 }
 
 func (w *v1Walker) list(item func() error) error {
@@ -534,7 +504,7 @@ func (w *v1Walker) spanLink() error {
 		}
 		switch key {
 		case v1LinkAttributes:
-			err = w.keyValues(0, nil)
+			err = w.keyValues(0)
 		case v1LinkTracestate:
 			_, err = w.str()
 		case 1, 2, 5:
@@ -563,7 +533,7 @@ func (w *v1Walker) spanEvent() error {
 		case v1EventName:
 			_, err = w.str()
 		case v1EventAttributes:
-			err = w.keyValues(0, nil)
+			err = w.keyValues(0)
 		case 1:
 			err = w.skip()
 		default:
@@ -576,10 +546,8 @@ func (w *v1Walker) spanEvent() error {
 	return nil
 }
 
-// keyValues walks a flat [key, type, value, ...] attribute array. With a
-// plan (span attributes in the emit pass), the tags are appended to it.
-func (w *v1Walker) keyValues(depth int, pl *v1Plan) error {
-	start := w.off()
+// keyValues walks a flat [key, type, value, ...] attribute array.
+func (w *v1Walker) keyValues(depth int) error {
 	n, err := w.count(false)
 	if err != nil {
 		return err
@@ -587,26 +555,13 @@ func (w *v1Walker) keyValues(depth int, pl *v1Plan) error {
 	if n%3 != 0 {
 		return malformed("v1.0: %d attribute elements, not a multiple of 3", n)
 	}
-	if pl != nil {
-		w.patch(start, msgp.AppendArrayHeader(w.st.extra[:0], uint32(n+3*len(tagKeys))))
-	}
 	for range n / 3 {
-		k, err := w.str()
-		if err != nil {
+		if _, err := w.str(); err != nil {
 			return err
-		}
-		if !w.emit && depth == 0 && string(w.orig.strs[k]) == tagKeys[0] {
-			w.hasOrigin = true
 		}
 		if err := w.anyValue(depth + 1); err != nil {
 			return err
 		}
-	}
-	if pl != nil {
-		b := w.appendTags(w.st.extra[:0], pl.tags)
-		w.insert(b)
-		w.st.extra = b[:0]
-		w.st.tagged++
 	}
 	return nil
 }
@@ -638,7 +593,7 @@ func (w *v1Walker) anyValue(depth int) error {
 			}
 		}
 	case v1AnyKeyValueList:
-		err = w.keyValues(depth+1, nil)
+		err = w.keyValues(depth + 1)
 	default:
 		return malformed("v1.0: attribute type %d", typ)
 	}
@@ -653,14 +608,13 @@ func (w *v1Walker) harvest(depth int) error {
 	}
 	switch msgp.NextType(w.rest()) {
 	case msgp.StrType:
+		at := w.i
 		s, o, err := msgp.ReadStringZC(w.rest())
 		if err != nil {
 			return malformed("v1.0 string: %v", err)
 		}
 		w.adv(o)
-		if _, err := w.inline(s); err != nil {
-			return err
-		}
+		w.inline(at, s)
 	case msgp.ArrayType, msgp.MapType:
 		isMap := msgp.NextType(w.rest()) == msgp.MapType
 		n, err := w.count(isMap)
@@ -681,6 +635,125 @@ func (w *v1Walker) harvest(depth int) error {
 	return nil
 }
 
+// putStr appends s to the output as a streaming string: its index when the
+// output table has it, else inline (which adds it).
+func (w *v1Walker) putStr(b []byte, s string) []byte {
+	if i, ok := w.inserted[s]; ok {
+		return msgp.AppendUint32(b, i)
+	}
+	if k, ok := w.orig.lookup[s]; ok && k < w.origLen {
+		return msgp.AppendUint32(b, w.remap[k])
+	}
+	w.inserted[s] = w.outLen
+	if k, ok := w.orig.lookup[s]; ok { // k >= origLen: the input has it later
+		w.pending = append(w.pending, v1Pending{in: k, out: w.outLen})
+		w.minPending = min(w.minPending, k)
+	}
+	w.outLen++
+	return msgp.AppendString(b, s)
+}
+
+func (w *v1Walker) appendTags(b []byte, ts *tagSet) []byte {
+	vals := tagValues(ts)
+	for k := range tagKeys {
+		b = w.putStr(b, tagKeys[k])
+		b = msgp.AppendUint32(b, v1AnyString)
+		b = w.putStr(b, vals[k])
+	}
+	return b
+}
+
+// takePending returns the output index of the pending input string in and
+// drops it from the list.
+func (w *v1Walker) takePending(in uint32) uint32 {
+	out := uint32(0)
+	w.minPending = ^uint32(0)
+	k := 0
+	for _, p := range w.pending {
+		if p.in == in {
+			out = p.out
+			continue
+		}
+		w.pending[k] = p
+		k++
+		w.minPending = min(w.minPending, p.in)
+	}
+	w.pending = w.pending[:k]
+	return out
+}
+
+// copy writes the payload to dst with the recorded edits applied and the
+// string indices renumbered: each string the tags add inline takes the next
+// output index, so every input string first seen after it moves up one.
+func (w *v1Walker) copy(dst []byte) []byte {
+	w.origLen, w.outLen = 1, 1 // index 0 is ""
+	w.remap = append(w.remap[:0], 0)
+	if w.inserted == nil {
+		w.inserted = make(map[string]uint32)
+	}
+	clear(w.inserted)
+	w.pending, w.minPending = w.pending[:0], ^uint32(0)
+	body, last := w.body, 0
+	toks := w.toks[:w.nt]
+	ti, oi := 0, 0
+	for ti < len(toks) || oi < len(w.ops) {
+		if oi < len(w.ops) && (ti == len(toks) || w.ops[oi].at <= int(toks[ti]&^tokNew)) {
+			op := &w.ops[oi]
+			oi++
+			dst = append(dst, body[last:op.at]...)
+			last = op.end
+			switch op.kind {
+			case opHeader:
+				if op.isMap {
+					dst = msgp.AppendMapHeader(dst, op.n)
+				} else {
+					dst = msgp.AppendArrayHeader(dst, op.n)
+				}
+			case opAttrsField:
+				dst = msgp.AppendUint32(dst, v1SpanAttributes)
+				dst = msgp.AppendArrayHeader(dst, uint32(3*len(tagKeys)))
+				dst = w.appendTags(dst, op.tags)
+				w.st.tagged++
+			case opTags:
+				dst = w.appendTags(dst, op.tags)
+				w.st.tagged++
+			}
+			continue
+		}
+		t := toks[ti]
+		ti++
+		off := int(t &^ tokNew)
+		if t&tokNew != 0 {
+			in := w.origLen
+			w.origLen++
+			if in == w.minPending {
+				w.remap = append(w.remap, w.takePending(in))
+				continue
+			}
+			w.remap = append(w.remap, w.outLen)
+			w.outLen++
+			continue
+		}
+		// The walk read this index: it decodes again.
+		ref, end := uint32(body[off]), off+1
+		if ref >= 0x80 {
+			v, o, _ := msgp.ReadUint32Bytes(body[off:])
+			ref, end = v, len(body)-len(o)
+		}
+		if ni := w.remap[ref]; ni != ref {
+			dst = append(dst, body[last:off]...)
+			dst = msgp.AppendUint32(dst, ni)
+			last = end
+		}
+	}
+	return append(dst, body[last:]...)
+}
+
+// isStr reports a msgpack str (not bin) header, as the Agent's isString.
+func isStr(b []byte) bool {
+	return len(b) > 0 && (b[0]&0xe0 == 0xa0 || b[0] == 0xd9 || b[0] == 0xda || b[0] == 0xdb)
+}
+
 // splitTraceID reads a v1.0 chunk trace ID: 16 bytes, big-endian. Shorter
 // IDs are right-aligned like the Agent's idx.InternalTraceChunk.LegacyTraceID.
 func splitTraceID(b []byte) (high, low uint64) {
@@ -692,23 +765,19 @@ func splitTraceID(b []byte) (high, low uint64) {
 	return binary.BigEndian.Uint64(buf[:8]), binary.BigEndian.Uint64(buf[8:])
 }
 
-// enrichV1 plans and, when a span gets tags, emits the enriched payload
-// into dst. It returns nil when nothing changes.
+// enrichV1 walks the payload and, when a span gets tags, copies the
+// enriched payload into dst. It returns nil when nothing changes.
 func (st *encState) enrichV1(dst, body []byte, s *store) ([]byte, error) {
 	w := &st.v1
-	*w = v1Walker{body: body, st: st, s: s, plans: w.plans[:0], remap: w.remap, orig: w.orig, inserted: w.inserted}
-	st.v1origin, st.v1attrs = st.v1origin[:0], st.v1attrs[:0]
+	w.body, w.st, w.s = body, st, s
+	st.v1origin = st.v1origin[:0]
 	if err := w.walk(); err != nil {
 		return nil, err
 	}
-	if len(w.plans) == 0 {
+	if len(w.ops) == 0 {
 		return nil, nil
 	}
-	w.emit = true
-	w.dst = dst
-	if err := w.walk(); err != nil {
-		return nil, err
-	}
+	dst = w.copy(dst)
 	st.changed = true
-	return w.dst, nil
+	return dst, nil
 }
