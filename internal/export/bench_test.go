@@ -89,13 +89,18 @@ var agentStub = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 //
 //   - direct: tracer -> Agent, no proxy;
 //   - plain: tracer -> httputil.ReverseProxy (byte-for-byte) -> Agent;
+//   - buffered: the same reverse proxy behind a handler that first reads the
+//     whole body into a pooled buffer, as any proxy that rewrites a payload
+//     must (to send its new length, or the original after a failed decode);
 //   - originagent: tracer -> Proxy, which tags 110 spans -> Agent;
-//   - originagent idle: the same with no record waiting (buffering only).
+//   - originagent idle: the same with no record waiting (streams through).
 //
 // The process's CPU time (getrusage) around each request is charged to its
 // path; a proxy's own cost is its path minus direct. Reported: CPU and wall
-// time per payload for each path, the added latency of each proxy, and
-// cpu-ratio = originagent's own CPU / plain proxy's own CPU (goal <= 1.5).
+// time per payload for each path, the added latency of each proxy,
+// cpu-ratio = originagent's own CPU / plain proxy's own CPU (goal <= 1.5) and
+// buffered-ratio = the buffering proxy's own CPU / plain's: the floor of
+// cpu-ratio for any proxy that buffers.
 func BenchmarkProxy(b *testing.B) {
 	ts := genTraces(rand.New(rand.NewPCG(100, 10)), 100, 10)
 	for _, enc := range benchEncodings {
@@ -123,9 +128,28 @@ func BenchmarkProxy(b *testing.B) {
 			}
 			oaIdle := httptest.NewServer(idle.Handler())
 			defer oaIdle.Close()
+			bufRP := httputil.NewSingleHostReverseProxy(target)
+			bufRP.Transport = &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 16}
+			var bufs sync.Pool
+			buffered := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				bp, _ := bufs.Get().(*[]byte)
+				if bp == nil {
+					bp = new([]byte)
+				}
+				body, err := readBody((*bp)[:0], r.Body, DefaultMaxBody)
+				if err != nil {
+					http.Error(w, err.Error(), http.StatusBadRequest)
+					return
+				}
+				*bp = body
+				r.Body = io.NopCloser(bytes.NewReader(body))
+				bufRP.ServeHTTP(w, r)
+				bufs.Put(bp)
+			}))
+			defer buffered.Close()
 			client := &http.Client{Transport: &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 16}}
-			paths := []string{agent.URL, plain.URL, oa.URL, oaIdle.URL}
-			var cpu, wall [4]time.Duration
+			paths := []string{agent.URL, plain.URL, oa.URL, oaIdle.URL, buffered.URL}
+			var cpu, wall [5]time.Duration
 			send := func(i int) {
 				req, _ := http.NewRequest(http.MethodPut, paths[i]+enc.path, bytes.NewReader(body))
 				req.Header.Set("Content-Type", "application/msgpack")
@@ -146,7 +170,7 @@ func BenchmarkProxy(b *testing.B) {
 			for i := range paths { // warm connections and pools
 				send(i)
 			}
-			cpu, wall = [4]time.Duration{}, [4]time.Duration{}
+			cpu, wall = [5]time.Duration{}, [5]time.Duration{}
 			tagged0 := px.Stats().SpansTagged
 			for b.Loop() {
 				for i := range paths {
@@ -162,6 +186,8 @@ func BenchmarkProxy(b *testing.B) {
 			b.ReportMetric(us(cpu[1]), "plain-cpu-us/payload")
 			b.ReportMetric(us(cpu[2]), "oa-cpu-us/payload")
 			b.ReportMetric(us(cpu[3]), "oa-idle-cpu-us/payload")
+			b.ReportMetric(us(cpu[4]), "buffered-cpu-us/payload")
+			b.ReportMetric(float64(cpu[4]-cpu[0])/float64(cpu[1]-cpu[0]), "buffered-ratio")
 			b.ReportMetric(us(wall[1]-wall[0]), "plain-added-us/payload")
 			b.ReportMetric(us(wall[2]-wall[0]), "oa-added-us/payload")
 			b.ReportMetric(float64(cpu[2]-cpu[0])/float64(cpu[1]-cpu[0]), "cpu-ratio")

@@ -154,7 +154,7 @@ func (p *Proxy) Upstream() string { return p.up.String() }
 // may call it from its event loop.
 func (p *Proxy) Put(r origin.Record) { p.store.put(r) }
 
-// SetBeforeEnrich makes the proxy call f before it enriches each trace
+// SetBeforeEnrich makes the proxy call f before it reads each trace
 // payload; the agent passes the probe engine's Sync, so that a record still
 // in the kernel's ring buffer reaches the store before its span is looked
 // up. Call it before Serve.
@@ -404,6 +404,16 @@ func (p *Proxy) serveTraces(w http.ResponseWriter, r *http.Request, info *reqInf
 		p.reject(w, ep)
 		return
 	}
+	if p.beforeEnrich != nil {
+		p.beforeEnrich()
+	}
+	if p.store.empty() && r.ContentLength >= 0 {
+		// Nothing to tag: stream the payload through like a plain reverse
+		// proxy. Buffering costs CPU (see BenchmarkProxy's buffered path),
+		// and a body of announced length cannot outgrow MaxBody unseen.
+		p.rp.ServeHTTP(w, r)
+		return
+	}
 	bp := p.bufs.Get().(*[]byte)
 	defer func() { p.putBuf(bp, info) }()
 	body, err := readBody((*bp)[:0], r.Body, p.cfg.MaxBody)
@@ -419,9 +429,6 @@ func (p *Proxy) serveTraces(w http.ResponseWriter, r *http.Request, info *reqInf
 		p.stats.rejected.Add(1)
 		http.Error(w, "unexpected-eof", http.StatusBadRequest)
 		return
-	}
-	if p.beforeEnrich != nil {
-		p.beforeEnrich()
 	}
 	out := body
 	if !p.store.empty() {
