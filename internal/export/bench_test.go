@@ -54,7 +54,6 @@ func BenchmarkEnrich(b *testing.B) {
 			}
 			b.Run(name, func(b *testing.B) {
 				p := &Proxy{store: s}
-				p.states.New = func() any { return new(encState) }
 				dst := make([]byte, 0, 2*len(body))
 				b.SetBytes(int64(len(body)))
 				b.ReportAllocs()

@@ -51,23 +51,34 @@ type edit struct {
 
 // encState is the scratch space of one enrichment, pooled by the proxy.
 type encState struct {
-	spans   []chunkSpan
-	ids     []uint64
-	direct  []match
-	assign  []assigned
-	idmap   map[uint64]int
-	v04     []v04Span
-	v05     []v05Span
-	dict    [][]byte
-	newStr  map[string]uint32
-	newList []string
-	edits   []edit
-	extra   []byte
+	spans    []chunkSpan
+	ids      []uint64
+	direct   []match
+	assign   []assigned
+	idmap    map[uint64]int
+	idmapMax int // the most entries idmap held (its size is kept by clear)
+	v04      []v04Span
+	v05      []v05Span
+	dict     [][]byte
+	newStr   map[string]uint32
+	newList  []string
+	edits    []edit
+	extra    []byte
 	// v1.0
 	v1       v1Walker
 	v1origin []bool // span already has _dd.code_origin.type
 	tagged   int
 	changed  bool
+}
+
+// maxPooledStrings bounds the walker state kept for reuse: a state grown by
+// a huge payload is left to the garbage collector.
+const maxPooledStrings = 1 << 16
+
+// large reports whether st grew too large to be kept for reuse.
+func (st *encState) large() bool {
+	return cap(st.v1.orig.strs) > maxPooledStrings || cap(st.v1.toks) > 4*maxPooledStrings ||
+		cap(st.extra) > maxPooled || st.idmapMax > maxPooledStrings
 }
 
 func (st *encState) reset() {
@@ -129,6 +140,7 @@ func (st *encState) resolve() int {
 			st.idmap = make(map[uint64]int, n)
 		}
 		clear(st.idmap)
+		st.idmapMax = max(st.idmapMax, n)
 		for i := range st.spans {
 			st.idmap[st.spans[i].id] = i
 		}

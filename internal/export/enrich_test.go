@@ -40,7 +40,6 @@ var encodings = []encoding{
 // enrichWith runs one enrichment like the proxy does.
 func enrichWith(s *store, v version, body []byte) ([]byte, int, error) {
 	p := &Proxy{store: s}
-	p.states.New = func() any { return new(encState) }
 	return p.enrich(v, nil, body)
 }
 

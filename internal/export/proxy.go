@@ -30,6 +30,7 @@ import (
 	"net/http/httputil"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -52,8 +53,8 @@ type Proxy struct {
 	rp       *httputil.ReverseProxy
 	tr       *http.Transport
 	inflight chan struct{}
-	bufs     sync.Pool // *[]byte
-	states   sync.Pool // *encState
+	bufs     freeList[[]byte]
+	states   freeList[encState]
 
 	beforeEnrich func() // see SetBeforeEnrich
 
@@ -141,8 +142,11 @@ func NewProxy(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Proxy, 
 		ModifyResponse: p.onResponse,
 		ErrorHandler:   p.onError,
 	}
-	p.bufs.New = func() any { b := make([]byte, 0, 64<<10); return &b }
-	p.states.New = func() any { return new(encState) }
+	// Buffers for a few payloads in flight (body and output), which bounds
+	// what stays allocated after a burst (pooledBufs x maxPooled); walker
+	// states only serve the CPU-bound enrichment, so one per processor.
+	p.bufs = newFreeList(min(2*cfg.MaxInFlight, pooledBufs), func() *[]byte { b := make([]byte, 0, 64<<10); return &b })
+	p.states = newFreeList[encState](runtime.GOMAXPROCS(0), nil)
 	return p, nil
 }
 
@@ -414,7 +418,7 @@ func (p *Proxy) serveTraces(w http.ResponseWriter, r *http.Request, info *reqInf
 		p.rp.ServeHTTP(w, r)
 		return
 	}
-	bp := p.bufs.Get().(*[]byte)
+	bp := p.bufs.get()
 	defer func() { p.putBuf(bp, info) }()
 	body, err := readBody((*bp)[:0], r.Body, p.cfg.MaxBody)
 	*bp = body
@@ -432,7 +436,7 @@ func (p *Proxy) serveTraces(w http.ResponseWriter, r *http.Request, info *reqInf
 	}
 	out := body
 	if !p.store.empty() {
-		ob := p.bufs.Get().(*[]byte)
+		ob := p.bufs.get()
 		defer func() { p.putBuf(ob, info) }()
 		start := time.Now()
 		enriched, tagged, err := p.enrich(v, (*ob)[:0], body)
@@ -463,8 +467,12 @@ func (p *Proxy) enrich(v version, dst, body []byte) (out []byte, tagged int, err
 	// Records past their TTL must not match, even when Serve's ticker is
 	// not running (Handler mounted elsewhere).
 	p.store.expire()
-	st := p.states.Get().(*encState)
-	defer p.states.Put(st)
+	st := p.states.get()
+	defer func() {
+		if !st.large() {
+			p.states.put(st)
+		}
+	}()
 	st.reset()
 	defer func() {
 		// The walkers check every length they use; a panic here would be a
@@ -515,15 +523,19 @@ func readBody(buf []byte, r io.Reader, limit int64) ([]byte, error) {
 	}
 }
 
-// maxPooled keeps one burst of huge payloads from pinning memory in the pool.
-const maxPooled = 4 << 20
+// maxPooled and pooledBufs keep one burst of huge payloads from pinning
+// memory in the free list: at most 32 MB stay allocated.
+const (
+	maxPooled  = 4 << 20
+	pooledBufs = 8
+)
 
 func (p *Proxy) putBuf(b *[]byte, info *reqInfo) {
 	if cap(*b) > maxPooled || !info.answered {
 		return
 	}
 	*b = (*b)[:0]
-	p.bufs.Put(b)
+	p.bufs.put(b)
 }
 
 // reject answers an oversized payload like the Agent: 413 with

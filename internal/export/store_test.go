@@ -186,7 +186,6 @@ func TestExpiredRecordsDoNotMatch(t *testing.T) {
 	s.put(testRecord(traceIDOf(ts[0]), ts[0][0].SpanID, 1, "Get"))
 	clk.t = clk.t.Add(2 * time.Second)
 	p := &Proxy{store: s}
-	p.states.New = func() any { return new(encState) }
 	if out, n, err := p.enrich(v04, nil, encodeV04(ts, metaMap)); out != nil || n != 0 || err != nil {
 		t.Errorf("expired record matched: out=%v n=%d err=%v", out != nil, n, err)
 	}
