@@ -53,7 +53,7 @@ func BenchmarkEnrich(b *testing.B) {
 				putBenchRecords(genTraces(rand.New(rand.NewPCG(1, 1)), 100, 10), s.put)
 			}
 			b.Run(name, func(b *testing.B) {
-				p := &Proxy{store: s}
+				p := &Proxy{store: s, states: newFreeList[encState](1, nil)}
 				dst := make([]byte, 0, 2*len(body))
 				b.SetBytes(int64(len(body)))
 				b.ReportAllocs()
