@@ -89,6 +89,13 @@ const tokNew = 1 << 31
 // the output (at index out) before the input's first occurrence of it.
 type v1Pending struct{ in, out uint32 }
 
+// v1Patch rewrites the index at body offset off to v, in an encoding of the
+// same length.
+type v1Patch struct {
+	off int
+	v   uint32
+}
+
 // v1Op is an edit of the output for a span that gets tags, in body order.
 type v1Op struct {
 	at, end int // body[at:end] is replaced; at == end inserts
@@ -136,6 +143,7 @@ type v1Walker struct {
 	// resolves them to the tag's copy. Few, so a list and its smallest index.
 	pending    []v1Pending
 	minPending uint32
+	patches    []v1Patch // same-size index rewrites in the segment not yet copied
 
 	hasOrigin bool // the current span already has _dd.code_origin.type
 
@@ -684,7 +692,10 @@ func (w *v1Walker) takePending(in uint32) uint32 {
 
 // copy writes the payload to dst with the recorded edits applied and the
 // string indices renumbered: each string the tags add inline takes the next
-// output index, so every input string first seen after it moves up one.
+// output index, so every input string first seen after it moves up one. Most
+// renumbered indices keep their encoded length: they are patched in place
+// after their stretch of the body is copied whole, so that the copy costs a
+// memmove per insertion, not per index.
 func (w *v1Walker) copy(dst []byte) []byte {
 	w.origLen, w.outLen = 1, 1 // index 0 is ""
 	w.remap = append(w.remap[:0], 0)
@@ -693,6 +704,7 @@ func (w *v1Walker) copy(dst []byte) []byte {
 	}
 	clear(w.inserted)
 	w.pending, w.minPending = w.pending[:0], ^uint32(0)
+	w.patches = w.patches[:0]
 	body, last := w.body, 0
 	toks := w.toks[:w.nt]
 	ti, oi := 0, 0
@@ -700,7 +712,7 @@ func (w *v1Walker) copy(dst []byte) []byte {
 		if oi < len(w.ops) && (ti == len(toks) || w.ops[oi].at <= int(toks[ti]&^tokNew)) {
 			op := &w.ops[oi]
 			oi++
-			dst = append(dst, body[last:op.at]...)
+			dst = w.flush(dst, last, op.at)
 			last = op.end
 			switch op.kind {
 			case opHeader:
@@ -740,13 +752,42 @@ func (w *v1Walker) copy(dst []byte) []byte {
 			v, o, _ := msgp.ReadUint32Bytes(body[off:])
 			ref, end = v, len(body)-len(o)
 		}
-		if ni := w.remap[ref]; ni != ref {
-			dst = append(dst, body[last:off]...)
+		ni := w.remap[ref]
+		switch {
+		case ni == ref:
+		case uintLen(ni) == end-off:
+			w.patches = append(w.patches, v1Patch{off: off, v: ni})
+		default:
+			dst = w.flush(dst, last, off)
 			dst = msgp.AppendUint32(dst, ni)
 			last = end
 		}
 	}
-	return append(dst, body[last:]...)
+	return w.flush(dst, last, len(body))
+}
+
+// flush appends body[last:upto] to dst and applies the patches inside it.
+func (w *v1Walker) flush(dst []byte, last, upto int) []byte {
+	at := len(dst) - last // dst offset of body offset 0
+	dst = append(dst, w.body[last:upto]...)
+	for _, p := range w.patches {
+		msgp.AppendUint32(dst[at+p.off:at+p.off], p.v) // in place: same length
+	}
+	w.patches = w.patches[:0]
+	return dst
+}
+
+// uintLen is the length of msgp's encoding of v.
+func uintLen(v uint32) int {
+	switch {
+	case v < 0x80:
+		return 1
+	case v <= 0xff:
+		return 2
+	case v <= 0xffff:
+		return 3
+	}
+	return 5
 }
 
 // isStr reports a msgpack str (not bin) header, as the Agent's isString.
