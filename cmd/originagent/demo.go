@@ -320,6 +320,13 @@ func printDemo(out io.Writer, a *agent, recs *recordLog, sent int) {
 	nrec := len(recs.recs)
 	recs.mu.Unlock()
 	fmt.Fprintf(out, "\n%d requests sent, %d code origin records captured in the kernel, %d spans received upstream\n", sent, nrec, countSpans(spans))
+	if nrec == 0 {
+		// Say where the hits went, so that an empty table can be diagnosed.
+		if st, err := a.engine.BPFStats(); err == nil {
+			fmt.Fprintf(out, "probe hits: %d (no span in the request's context: %d, process not tracked: %d, ring buffer full: %d, read faults: %d)\n",
+				st.Hits, st.NoSpan, st.NoProcess, st.RingbufFull, st.ReadErrors)
+		}
+	}
 	if a.local == nil {
 		fmt.Fprintln(out, "(spans went to the Datadog Agent; see them in Trace Explorer)")
 		return

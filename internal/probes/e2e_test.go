@@ -201,8 +201,8 @@ func TestEndToEnd(t *testing.T) {
 // the end-to-end results alone would not show it).
 func checkFastLayouts(t *testing.T, e *Engine, v2 bool) {
 	t.Helper()
-	e.mu.RLock()
-	defer e.mu.RUnlock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	for _, bs := range e.bins {
 		for addr, l := range bs.an.spans {
 			if l.Flags&layoutSCIDs == 0 {
@@ -218,6 +218,38 @@ func checkFastLayouts(t *testing.T, e *Engine, v2 bool) {
 		if v2 && snap == 0 {
 			t.Errorf("no dd-trace-go v2 span node with its snapshot after the span")
 		}
+	}
+}
+
+// TestEventsDoNotWaitForAttach holds the engine's attach lock, as the
+// analysis of a new binary or a burst of process starts does for hundreds of
+// milliseconds, and checks that a request's record still arrives: records
+// that wait miss their spans, which the tracer flushes meanwhile (found when
+// the agent under test also attached to other test packages' services).
+func TestEventsDoNotWaitForAttach(t *testing.T) {
+	testutil.RequireRoot(t)
+	svc := startTarget(t, variants[0])
+	rec := newRecorder()
+	e := newEngine(t, rec)
+	e.Start(processOf(svc.PID), discover.Decision{Selected: true, Reason: "test"})
+	if len(e.Processes()) != 1 {
+		t.Fatal("not attached (see log above)")
+	}
+	e.mu.Lock()
+	tr, err := svc.Get(context.Background(), "/func")
+	if err != nil {
+		e.mu.Unlock()
+		t.Fatal(err)
+	}
+	span, _ := strconv.ParseUint(tr.SpanID, 10, 64)
+	_, _, ok := rec.origin(span, 2*time.Second)
+	status := e.Processes() // the status endpoints must not wait either
+	e.mu.Unlock()
+	if !ok {
+		t.Fatal("no record while an attach held the engine's lock")
+	}
+	if len(status) != 1 {
+		t.Fatalf("status lists %d processes, want 1", len(status))
 	}
 }
 
@@ -366,9 +398,9 @@ func TestSharedBinaryAndNoLeaks(t *testing.T) {
 	if during := kernelObjectFDs(t); len(during) <= len(before) {
 		t.Fatalf("no BPF or perf descriptors while attached: %v", during)
 	}
-	e.mu.RLock()
+	e.mu.Lock()
 	nbins := len(e.bins)
-	e.mu.RUnlock()
+	e.mu.Unlock()
 	if nbins != 1 {
 		t.Fatalf("%d binary analyses for one binary, want 1", nbins)
 	}
@@ -387,9 +419,9 @@ func TestSharedBinaryAndNoLeaks(t *testing.T) {
 	if n := len(e.Processes()); n != 1 {
 		t.Fatalf("after one exit: %d processes attached", n)
 	}
-	e.mu.RLock()
+	e.mu.Lock()
 	nbins = len(e.bins)
-	e.mu.RUnlock()
+	e.mu.Unlock()
 	if nbins != 1 {
 		t.Fatalf("binary analysis dropped while pid %d still uses it", b.PID)
 	}

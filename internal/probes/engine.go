@@ -66,7 +66,12 @@ type Engine struct {
 	syncCond           *sync.Cond
 	syncWant, syncDone uint64
 
-	mu        sync.RWMutex
+	// mu serializes attach, detach and Close, which can take long (a new
+	// binary's analysis, one uprobe registration per target). The event
+	// reader must not wait for them, so the procs map has its own lock,
+	// held only to read or change the map: writers hold mu, then procMu.
+	mu        sync.Mutex
+	procMu    sync.RWMutex
 	procs     map[int]*procState
 	bins      map[string]*binState
 	nextBinID uint32
@@ -239,7 +244,9 @@ func (e *Engine) attach(p *discover.Process, d discover.Decision) error {
 		}
 		ps.links = append(ps.links, l)
 	}
+	e.procMu.Lock()
 	e.procs[p.PID] = ps
+	e.procMu.Unlock()
 	e.m.attached.Inc()
 	e.m.probes.Add(float64(len(ps.links)))
 	e.log.Info("attached process", "pid", p.PID, "exe", p.Exe, "service", ps.service,
@@ -316,7 +323,9 @@ func (e *Engine) detachLocked(pid int) bool {
 	}
 	e.objs.Procs.Delete(uint32(pid))
 	e.releaseLocked(ps.bin)
+	e.procMu.Lock()
 	delete(e.procs, pid)
+	e.procMu.Unlock()
 	e.m.attached.Dec()
 	e.m.probes.Sub(float64(len(ps.links)))
 	return true
@@ -423,9 +432,9 @@ func decodeEvent(b []byte, ev *bpf.OriginEvent) error {
 
 func (e *Engine) handle(ev *bpf.OriginEvent) {
 	e.m.events.Inc()
-	e.mu.RLock()
+	e.procMu.RLock()
 	ps := e.procs[int(ev.Pid)]
-	e.mu.RUnlock()
+	e.procMu.RUnlock()
 	if ps == nil {
 		e.m.dropped.WithLabelValues("process_gone").Inc()
 		return

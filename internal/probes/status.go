@@ -28,8 +28,8 @@ type ProbeStatus struct {
 
 // Processes returns the instrumented processes, by PID.
 func (e *Engine) Processes() []ProcessStatus {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
+	e.procMu.RLock()
+	defer e.procMu.RUnlock()
 	out := make([]ProcessStatus, 0, len(e.procs))
 	for _, ps := range e.procs {
 		out = append(out, ProcessStatus{
