@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
 	"github.com/prometheus/client_golang/prometheus"
@@ -216,13 +217,7 @@ func (e *Engine) attach(p *discover.Process, d discover.Decision) error {
 		e.releaseLocked(bs)
 		return fmt.Errorf("open %s for uprobes: %w", path, err)
 	}
-	prog := e.objs.HandlerEntry
-	switch {
-	case e.cfg.benchEmpty:
-		prog = e.objs.EmptyEntry
-	case e.cfg.benchReads:
-		prog = e.objs.ReadsEntry
-	}
+	prog := e.program()
 	for _, t := range bs.an.targets {
 		push := t.pushOffset
 		if e.cfg.benchAtEntry {
@@ -300,6 +295,18 @@ func (e *Engine) releaseLocked(bs *binState) {
 	}
 	e.deleteBinaryMaps(bs)
 	delete(e.bins, bs.key)
+}
+
+// program is the BPF program the probes run: the real one, or for the
+// overhead benchmark the empty or four-reads one.
+func (e *Engine) program() *ebpf.Program {
+	switch {
+	case e.cfg.benchEmpty:
+		return e.objs.EmptyEntry
+	case e.cfg.benchReads:
+		return e.objs.ReadsEntry
+	}
+	return e.objs.HandlerEntry
 }
 
 // Exit detaches the probes of a process that exited.

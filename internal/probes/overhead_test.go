@@ -78,6 +78,16 @@ func withMode(t *testing.T, pid int, m overheadMode, f func(*Engine)) {
 	f(e)
 }
 
+// programNs returns the mean run time of e's BPF program, from the kernel's
+// BPF_STATS_RUN_TIME accounting.
+func programNs(e *Engine) (float64, bool) {
+	ps, err := e.program().Stats()
+	if err != nil || ps.RunCount == 0 {
+		return 0, false
+	}
+	return float64(ps.Runtime) / float64(ps.RunCount), true
+}
+
 // cpuTime returns the CPU time all threads of pid have used, in
 // nanoseconds from /proc/PID/task/*/schedstat (the clock-tick counters of
 // /proc/PID/stat are too coarse). Uprobe handling is charged to the probed
@@ -196,15 +206,8 @@ func TestOverheadReport(t *testing.T) {
 					if st, err := e.BPFStats(); err == nil {
 						res.hits = st.Hits
 					}
-					prog := e.objs.HandlerEntry
-					switch {
-					case m.empty:
-						prog = e.objs.EmptyEntry
-					case m.reads:
-						prog = e.objs.ReadsEntry
-					}
-					if ps, err := prog.Stats(); err == nil && ps.RunCount > 0 {
-						res.progNs = float64(ps.Runtime) / float64(ps.RunCount)
+					if ns, ok := programNs(e); ok {
+						res.progNs = ns
 					}
 				}
 			})
@@ -308,15 +311,8 @@ func TestProbeCostReport(t *testing.T) {
 				d := run(calls)
 				per[m.name] = append(per[m.name], float64(d)/calls)
 				if e != nil {
-					prog := e.objs.HandlerEntry
-					switch {
-					case m.empty:
-						prog = e.objs.EmptyEntry
-					case m.reads:
-						prog = e.objs.ReadsEntry
-					}
-					if ps, err := prog.Stats(); err == nil && ps.RunCount > 0 {
-						progNs[m.name] = append(progNs[m.name], float64(ps.Runtime)/float64(ps.RunCount))
+					if ns, ok := programNs(e); ok {
+						progNs[m.name] = append(progNs[m.name], ns)
 					}
 				}
 				if e != nil && !m.empty {
