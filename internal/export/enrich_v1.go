@@ -649,11 +649,12 @@ func (w *v1Walker) putStr(b []byte, s string) []byte {
 	if i, ok := w.inserted[s]; ok {
 		return msgp.AppendUint32(b, i)
 	}
-	if k, ok := w.orig.lookup[s]; ok && k < w.origLen {
+	k, inInput := w.orig.lookup[s]
+	if inInput && k < w.origLen {
 		return msgp.AppendUint32(b, w.remap[k])
 	}
 	w.inserted[s] = w.outLen
-	if k, ok := w.orig.lookup[s]; ok { // k >= origLen: the input has it later
+	if inInput { // k >= origLen: the input has it later
 		w.pending = append(w.pending, v1Pending{in: k, out: w.outLen})
 		w.minPending = min(w.minPending, k)
 	}
