@@ -4,7 +4,7 @@ CLANG     ?= clang-14
 BIN       := bin/originagent
 GOFLAGS_T ?= -count=1
 
-.PHONY: all build generate check-generate vet helm-lint test test-short bench fuzz demo clean
+.PHONY: all build generate check-generate check-tracked vet helm-lint test test-short bench fuzz demo clean
 
 all: build
 
@@ -31,6 +31,10 @@ check-generate:
 		$(MAKE) --no-print-directory generate && git diff --exit-code -- bpf/; \
 	fi
 
+# Fail when git tracks a build output (an executable, or a file over 2 MB).
+check-tracked:
+	@bash .ci/check-tracked
+
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
@@ -41,7 +45,7 @@ helm-lint:
 	HELM_LINT_ONLY=1 bash deploy/helm/test.sh
 
 # Every test, the privileged ones included when run as root.
-test: vet check-generate helm-lint
+test: check-tracked vet check-generate helm-lint
 	$(GO) test $(GOFLAGS_T) -timeout 25m ./...
 
 test-short:
