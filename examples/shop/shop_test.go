@@ -3,8 +3,6 @@ package main
 import (
 	"io"
 	"net/http"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -20,14 +18,7 @@ func TestShop(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the shop with the local toolchain")
 	}
-	root, err := e2eservices.RootDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(t.TempDir(), "shop")
-	if out, err := exec.Command("go", "build", "-C", root, "-o", bin, "./examples/shop").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := e2eservices.BuildPackage(t, "./examples/shop")
 	agent := e2eservices.NewAgent(t)
 	svc := e2eservices.Start(t, bin,
 		"DD_TRACE_AGENT_URL="+agent.URL,

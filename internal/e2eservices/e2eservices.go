@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/originagent/originagent/internal/testbuild"
 )
 
 // Name identifies one service under testdata/services.
@@ -76,52 +78,50 @@ func RootDir() (string, error) {
 	return filepath.Dir(gomod), nil
 }
 
-// Build compiles the service with the local toolchain into a temporary
-// directory of t and returns the binary's path. buildFlags go to `go build`
-// before the package, e.g. "-ldflags=-s -w" or "-trimpath".
+// Build compiles the service with the local toolchain and returns the
+// binary's path. buildFlags go to `go build` before the package, e.g.
+// "-ldflags=-s -w" or "-trimpath". Each distinct build happens once per test
+// run and is shared by every test package (internal/testbuild): copy the
+// binary before changing or removing it.
 func Build(t testing.TB, name Name, buildFlags ...string) string {
 	t.Helper()
-	root, err := RootDir()
+	spec, err := Spec(name, buildFlags...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := filepath.Join(t.TempDir(), string(name))
-	args := append([]string{"build", "-o", bin}, buildFlags...)
-	dir := root
+	return testbuild.Build(t, spec)
+}
+
+// Spec returns the testbuild description of service name built with
+// buildFlags, for tests that build several variants at once
+// (testbuild.BuildAll).
+func Spec(name Name, buildFlags ...string) (testbuild.Spec, error) {
+	root, err := RootDir()
+	if err != nil {
+		return testbuild.Spec{}, err
+	}
+	spec := testbuild.Spec{Dir: root, Flags: buildFlags, Name: string(name)}
 	switch name {
 	case NetHTTPV2:
-		args = append(args, "./testdata/services/nethttp-v2")
+		spec.Pkg = "./testdata/services/nethttp-v2"
 	case NetHTTPV1:
-		dir = filepath.Join(root, "testdata", "services", "nethttp-v1")
-		args = append(args, ".")
+		spec.Dir, spec.Pkg = filepath.Join(root, "testdata", "services", "nethttp-v1"), "."
 	default:
-		t.Fatalf("unknown service %q", name)
+		return testbuild.Spec{}, fmt.Errorf("unknown service %q", name)
 	}
-	cmd := exec.Command("go", args...)
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go %s (in %s): %v\n%s", strings.Join(args, " "), dir, err, out)
-	}
-	return bin
+	return spec, nil
 }
 
 // BuildPackage compiles the main package pkg of the originagent module
-// (e.g. "./examples/shop") into a temporary directory of t and returns the
-// binary's path.
+// (e.g. "./examples/shop") and returns the binary's path, once per test run
+// as Build does.
 func BuildPackage(t testing.TB, pkg string, buildFlags ...string) string {
 	t.Helper()
 	root, err := RootDir()
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := filepath.Join(t.TempDir(), filepath.Base(pkg))
-	args := append(append([]string{"build", "-o", bin}, buildFlags...), pkg)
-	cmd := exec.Command("go", args...)
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return bin
+	return testbuild.Build(t, testbuild.Spec{Dir: root, Pkg: pkg, Flags: buildFlags})
 }
 
 // Service is a running test service.

@@ -17,18 +17,15 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/originagent/originagent/internal/e2eservices"
 	"github.com/originagent/originagent/internal/origin"
 )
 
-// buildClient builds testdata/export/client, a dd-trace-go v2 program.
+// buildClient builds testdata/export/client, a dd-trace-go v2 program, once
+// per test run.
 func buildClient(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "client")
-	cmd := exec.Command("go", "build", "-o", bin, "../../testdata/export/client")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build client: %v\n%s", err, out)
-	}
-	return bin
+	return e2eservices.BuildPackage(t, "./testdata/export/client")
 }
 
 type clientSpan struct {
