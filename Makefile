@@ -45,8 +45,12 @@ helm-lint:
 	HELM_LINT_ONLY=1 bash deploy/helm/test.sh
 
 # Every test, the privileged ones included when run as root.
+# Test programs are built once for the whole run (internal/testbuild) in a
+# directory removed afterwards.
 test: check-tracked vet check-generate helm-lint
-	$(GO) test $(GOFLAGS_T) -timeout 25m ./...
+	@dir=$$(mktemp -d -t originagent-testbuild.XXXXXX) && trap 'rm -rf "$$dir"' EXIT && \
+		echo "ORIGINAGENT_TESTBUILD_DIR=$$dir $(GO) test $(GOFLAGS_T) -timeout 25m ./..." && \
+		ORIGINAGENT_TESTBUILD_DIR=$$dir $(GO) test $(GOFLAGS_T) -timeout 25m ./...
 
 test-short:
 	$(GO) test -short ./...
