@@ -43,9 +43,13 @@ type FuncInfo struct {
 // Options configure symbolization.
 type Options struct {
 	// Include and Exclude are import path prefixes that add to or remove
-	// from the user code, which is by default the main module and package
-	// main. Exclude wins; the known frameworks and tracers (KnownNonUser)
-	// are never user code.
+	// from the user code, which is by default package main, the main
+	// module and the modules replaced by a local directory (go.mod's
+	// "=> ../handlers"). Exclude wins over everything; Include and the
+	// main module win over the known frameworks and tracers
+	// (KnownNonUser), which are not user code otherwise, not even when
+	// replaced by a local copy. Vendored packages are user code only when
+	// Include names them.
 	Include, Exclude []string
 	// PCCacheSize is the number of entries of each binary's lookup cache,
 	// rounded up to a power of two: 0 means 4096, negative disables it.
@@ -75,6 +79,7 @@ type Binary struct {
 	wrapperID uint8
 	wraps     sync.Map // wrapper entry offset -> wrapped function index, -1 if none
 	isFunc    sync.Map // "p.A" -> whether a function of that name exists
+	decl      declCache
 
 	mapped bool // data is a file mapping: guard reads against SIGBUS
 
@@ -230,7 +235,7 @@ func newBinary(path string, data []byte, opts Options) (*Binary, error) {
 			b.id = "gnu:" + g
 		}
 	}
-	b.cls = classifier{mainModule: b.info.Main.Path, include: opts.Include, exclude: opts.Exclude}
+	b.cls = newClassifier(&b.info, opts.Include, opts.Exclude)
 	if n := opts.PCCacheSize; n >= 0 {
 		if n == 0 {
 			n = 4096
@@ -276,33 +281,34 @@ func (b *Binary) Code(f FuncInfo) (code []byte, err error) {
 	return bytes.Clone(c), nil
 }
 
-// SplitName is the package-level SplitName refined with the binary's
-// function table. A closure made by a function B inlined into function A
-// is named "p.A.B.func1", like a closure in method B of value type A; A is
-// a type only if the binary has no function "p.A".
+// SplitName is the package-level SplitName refined with what the binary
+// says. A closure made by a function B inlined into function A is named
+// "p.A.B.func1" after A, like a closure in method B of value type A: it is
+// split as declared, "q.B.func1" with q the package of B, which the inline
+// tree of A and the closure's own source file tell; A is a type only if
+// the binary has no function "p.A".
 func (b *Binary) SplitName(name string) (pkg, typ, method string) {
+	if d := b.declName(name); d != "" {
+		return SplitName(d)
+	}
 	pkg, typ, method = SplitName(name)
 	if typ == pkg || strings.IndexByte(method, '.') < 0 || len(method)+1 > len(name) {
 		return pkg, typ, method
 	}
 	a := name[:len(name)-len(method)-1] // "p.A"
-	if strings.HasSuffix(a, ")") {
-		return pkg, typ, method // "p.(*T)": always a type
+	if strings.HasSuffix(a, ")") || strings.HasSuffix(a, "]") {
+		return pkg, typ, method // "p.(*T)", "p.T[...]": always a type
 	}
-	isFunc, ok := b.isFunc.Load(a)
-	if !ok {
-		_, found := b.funcIndex(a)
-		isFunc, _ = b.isFunc.LoadOrStore(a, found)
-	}
-	if isFunc.(bool) {
+	if b.hasFunc(a) {
 		return pkg, pkg, typ[len(pkg)+1:] + "." + method
 	}
 	return pkg, typ, method
 }
 
-// IsUser reports whether the function named funcName is user code.
+// IsUser reports whether the function named funcName is user code: whether
+// the package that declares it is (see Options).
 func (b *Binary) IsUser(funcName string) bool {
-	pkg, _, _ := SplitName(funcName)
+	pkg, _, _ := b.SplitName(funcName)
 	return b.cls.isUserPkg(pkg)
 }
 

@@ -49,6 +49,17 @@ func TestIsUserPkg(t *testing.T) {
 		exclude:    []string{"github.com/acme/shop/gen"},
 	}
 	cmdLine := classifier{mainModule: "command-line-arguments"}
+	dd := newClassifier(&BuildInfo{Main: Module{Path: "github.com/DataDog/ledger"},
+		Deps: []Module{{Path: "github.com/DataDog/dd-trace-go/v2", Version: "v2.12.0"}}}, nil, nil)
+	mods := newClassifier(&BuildInfo{Main: Module{Path: "github.com/acme/shop"}, Deps: []Module{
+		{Path: "github.com/acme/handlers", Version: "v0.0.0", Replace: &Module{Path: "../handlers"}},
+		{Path: "github.com/acme/abs", Version: "v0.0.0", Replace: &Module{Path: "/src/abs"}},
+		{Path: "github.com/acme/remote", Version: "v1.0.0", Replace: &Module{Path: "github.com/fork/remote", Version: "v1.0.1"}},
+		{Path: "github.com/acme/shop/tools", Version: "v1.2.0"},
+		{Path: "github.com/acme/shop/plugins", Version: "v0.0.0", Replace: &Module{Path: "./plugins"}},
+		{Path: "github.com/DataDog/dd-trace-go/v2", Version: "v0.0.0", Replace: &Module{Path: "../dd-trace-go"}},
+		{Path: "github.com/acme/nomain", Version: "v0.0.0", Replace: &Module{Path: "nomain"}},
+	}}, nil, []string{"github.com/acme/handlers/gen"})
 	tests := []struct {
 		c    classifier
 		pkg  string
@@ -74,7 +85,27 @@ func TestIsUserPkg(t *testing.T) {
 		{cmdLine, "command-line-arguments", false},
 		{classifier{}, "main", true},
 		{classifier{}, "fmt", false},
-		{classifier{mainModule: "github.com/acme/shop", include: []string{"net/http"}}, "net/http", false},
+		// An include prefix wins over the known list (issue 11).
+		{classifier{mainModule: "github.com/acme/shop", include: []string{"net/http"}}, "net/http", true},
+		// So does the main module: Datadog's own services.
+		{dd, "github.com/DataDog/ledger", true},
+		{dd, "github.com/DataDog/ledger/internal/api", true},
+		{dd, "main", true},
+		{dd, "github.com/DataDog/dd-trace-go/v2/ddtrace/tracer", false},
+		{dd, "github.com/DataDog/ledger/vendor/github.com/DataDog/dd-trace-go/v2/ddtrace/tracer", false},
+		// Modules replaced by a directory are user code, unless known or
+		// excluded; the longest module path owns a package.
+		{mods, "github.com/acme/handlers", true},
+		{mods, "github.com/acme/handlers/users", true},
+		{mods, "github.com/acme/abs/x", true},
+		{mods, "github.com/acme/handlerskit", false},
+		{mods, "github.com/acme/remote/x", false},
+		{mods, "github.com/acme/shop/tools/gen", false}, // nested module, from a registry
+		{mods, "github.com/acme/shop/plugins/p", true},  // nested module, replaced locally
+		{mods, "github.com/acme/shop/api", true},
+		{mods, "github.com/DataDog/dd-trace-go/v2/ddtrace/tracer", false},
+		{mods, "github.com/acme/handlers/gen", false},
+		{mods, "github.com/acme/nomain", false},
 	}
 	for _, tt := range tests {
 		if got := tt.c.isUserPkg(tt.pkg); got != tt.want {
