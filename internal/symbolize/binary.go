@@ -291,18 +291,18 @@ func (b *Binary) SplitName(name string) (pkg, typ, method string) {
 	if d := b.declName(name); d != "" {
 		return SplitName(d)
 	}
-	pkg, typ, method = SplitName(name)
-	if typ == pkg || strings.IndexByte(method, '.') < 0 || len(method)+1 > len(name) {
+	pkg, typ, method = splitName(name)
+	if pkg == "" {
 		return pkg, typ, method
 	}
+	if typ == pkg || strings.IndexByte(method, '.') < 0 || len(method)+1 > len(name) {
+		return pkg, printName(typ), printName(method)
+	}
 	a := name[:len(name)-len(method)-1] // "p.A"
-	if strings.HasSuffix(a, ")") || strings.HasSuffix(a, "]") {
-		return pkg, typ, method // "p.(*T)", "p.T[...]": always a type
+	if !strings.HasSuffix(a, ")") && !strings.HasSuffix(a, "]") && b.hasFunc(a) {
+		typ, method = pkg, typ[len(pkg)+1:]+"."+method
 	}
-	if b.hasFunc(a) {
-		return pkg, pkg, typ[len(pkg)+1:] + "." + method
-	}
-	return pkg, typ, method
+	return pkg, printName(typ), printName(method)
 }
 
 // IsUser reports whether the function named funcName is user code: whether
@@ -638,6 +638,12 @@ func (b *Binary) resolveWrappers(frames []Frame, ids []uint8, i int, f *fn) int 
 	for range 4 { // wrappers may wrap wrappers
 		j := b.wrapped(i, f)
 		if j < 0 {
+			// The method may be inlined into its wrapper and have no
+			// function of its own (generic methods' method values).
+			if fr, ok := b.inlinedTarget(f, frames[0].Function); ok {
+				fr.Wrapper = wrapper
+				frames[0] = fr
+			}
 			break
 		}
 		g, ok := b.tab.funcAt(j)
@@ -674,17 +680,7 @@ func (b *Binary) wrapped(i int, f *fn) int {
 	}
 	if j < 0 {
 		name := b.meta(f.nameOff).name
-		var target string
-		switch {
-		case strings.HasSuffix(name, "-fm"):
-			target = strings.TrimSuffix(name, "-fm")
-		case strings.Contains(name, ".(*"):
-			k := strings.Index(name, ".(*")
-			if c := closeParen(name[k+1:]); c > 0 {
-				target = name[:k+1] + name[k+3:k+1+c] + name[k+2+c:]
-			}
-		}
-		if target != "" && target != name {
+		if target := wrapperTarget(name); target != "" {
 			if k, ok := b.funcIndex(target); ok {
 				j = k
 			}
@@ -692,6 +688,55 @@ func (b *Binary) wrapped(i int, f *fn) int {
 	}
 	b.wraps.Store(f.entry, j)
 	return j
+}
+
+// wrapperTarget returns the name of the function a wrapper calls, by the
+// compiler's naming: "X-fm" wraps X, "p.(*T).M" wraps "p.T.M". It returns ""
+// for other names.
+func wrapperTarget(name string) string {
+	var target string
+	switch {
+	case strings.HasSuffix(name, "-fm"):
+		target = strings.TrimSuffix(name, "-fm")
+	case strings.Contains(name, ".(*"):
+		k := strings.Index(name, ".(*")
+		if c := closeParen(name[k+1:]); c > 0 {
+			target = name[:k+1] + name[k+3:k+1+c] + name[k+2+c:]
+		}
+	}
+	if target == name {
+		return ""
+	}
+	return target
+}
+
+// inlinedTarget returns the frame of the function that the wrapper f, named
+// name, calls when that function is inlined into it: the entry of f's
+// inline tree with the target's name, type arguments aside (a wrapper of
+// Box[string] calls the Box[go.shape.string] instantiation). The frame is at
+// the function's declaration line, as for a wrapped function of its own.
+func (b *Binary) inlinedTarget(f *fn, name string) (Frame, bool) {
+	target := wrapperTarget(name)
+	if target == "" {
+		return Frame{}, false
+	}
+	target = printName(target)
+	for _, in := range b.inlinedFuncs(f) {
+		if printName(in.name) != target {
+			continue
+		}
+		m := b.meta(in.nameOff)
+		return Frame{
+			Function:  m.name,
+			File:      in.file,
+			Line:      in.startLine,
+			StartLine: in.startLine,
+			Type:      m.typ,
+			Method:    m.method,
+			User:      m.user,
+		}, true
+	}
+	return Frame{}, false
 }
 
 func le32(b []byte) uint32 {

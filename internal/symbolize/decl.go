@@ -2,6 +2,7 @@ package symbolize
 
 import (
 	"path"
+	"runtime/debug"
 	"strings"
 	"sync"
 )
@@ -78,6 +79,7 @@ func (b *Binary) ownFile(f *fn) string {
 // inlinedFunc is a function inlined into a physical function, as its
 // inline tree and pc tables record it.
 type inlinedFunc struct {
+	nameOff   int32
 	name      string
 	file      string // file of the inlined body
 	startLine int
@@ -107,6 +109,7 @@ func (b *Binary) inlinedFuncs(f *fn) []inlinedFunc {
 			return true
 		}
 		out = append(out, inlinedFunc{
+			nameOff:   ic.nameOff,
 			name:      string(name),
 			file:      b.file(f, b.tab.pcvalue(f, f.pcfile, r.start)),
 			startLine: int(ic.startLine),
@@ -120,11 +123,21 @@ func (b *Binary) inlinedFuncs(f *fn) []inlinedFunc {
 // declared ("example.com/ledger/internal/api.Health.func3" for
 // "main.main.Health.func3"), or "" when name is not a closure made by an
 // inlined function or the binary does not tell where it was declared.
-func (b *Binary) declName(name string) string {
+func (b *Binary) declName(name string) (d string) {
 	if v, ok := b.decl.names.Load(name); ok {
 		return v.(string)
 	}
-	d := b.findDecl(name)
+	if b.mapped {
+		// IsUser and SplitName read the file too: a fault is no answer.
+		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+		defer func() {
+			if r := recover(); r != nil {
+				faultError(r) // panics again unless a fault
+				d = ""
+			}
+		}()
+	}
+	d = b.findDecl(name)
 	b.decl.names.Store(name, d)
 	return d
 }

@@ -12,7 +12,12 @@ import (
 //	github.com/acme/shop/api.Users.Count   -> api path, "github.com/acme/shop/api.Users", "Count"
 //	main.usersHandler                      -> "main", "main", "usersHandler"
 //	github.com/acme/shop/api.Routes.func1  -> api path, "github.com/acme/shop/api", "Routes.func1"
-//	github.com/acme/shop/api.(*List[go.shape.int]).Push -> type "github.com/acme/shop/api.List[go.shape.int]"
+//	github.com/acme/shop/api.(*List[go.shape.int]).Push -> api path, "github.com/acme/shop/api.List[...]", "Push"
+//
+// Type arguments are printed "[...]", as runtime.Func.Name and stack traces
+// print them: the binary has the code of an instantiation for a shape of
+// type arguments (go.shape.string stands for every type whose underlying
+// type is string), not for the type arguments of the call.
 //
 // From the name alone "p.A.B.func1" is a closure in method B of value type
 // A; Binary.SplitName also knows when A is a function (the closure was made
@@ -22,6 +27,28 @@ import (
 // as "type:.eq.[2]string") gives an empty package and type, and the whole
 // name as the method.
 func SplitName(name string) (pkg, typ, method string) {
+	pkg, typ, method = splitName(name)
+	if pkg == "" {
+		return pkg, typ, method // linker names: "type:.eq.[2]string"
+	}
+	return pkg, printName(typ), printName(method)
+}
+
+// printName is runtime.funcNameForPrint: type arguments become "[...]".
+func printName(name string) string {
+	i := strings.IndexByte(name, '[')
+	if i < 0 {
+		return name
+	}
+	j := strings.LastIndexByte(name, ']')
+	if j <= i {
+		return name
+	}
+	return name[:i] + "[...]" + name[j+1:]
+}
+
+// splitName is SplitName with the type arguments left in.
+func splitName(name string) (pkg, typ, method string) {
 	pkgEnd := packageEnd(name)
 	if pkgEnd < 0 {
 		return "", "", name
