@@ -78,7 +78,7 @@ type Binary struct {
 	files     []atomic.Pointer[fileEntry]
 	wrapperID uint8
 	wraps     sync.Map // wrapper entry offset -> wrapped function index, -1 if none
-	isFunc    sync.Map // "p.A" -> whether a function of that name exists
+	funcIdx   sync.Map // "p.A" -> index of the function of that name, -1 if none
 	decl      declCache
 
 	mapped bool // data is a file mapping: guard reads against SIGBUS

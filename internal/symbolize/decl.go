@@ -124,6 +124,9 @@ func (b *Binary) inlinedFuncs(f *fn) []inlinedFunc {
 // "main.main.Health.func3"), or "" when name is not a closure made by an
 // inlined function or the binary does not tell where it was declared.
 func (b *Binary) declName(name string) (d string) {
+	if pe := packageEnd(name); pe < 0 || !hasCompilerElem(name[pe+1:]) {
+		return "" // not a closure: no need to cache the answer
+	}
 	if v, ok := b.decl.names.Load(name); ok {
 		return v.(string)
 	}
@@ -187,7 +190,7 @@ func (b *Binary) findDecl(name string) string {
 				return ""
 			}
 		}
-		j, _ := b.funcIndex(outer)
+		j, _ := b.funcIndexCached(outer)
 		of, ok := b.tab.funcAt(j)
 		if !ok {
 			continue
@@ -209,15 +212,24 @@ func (b *Binary) findDecl(name string) string {
 	return ""
 }
 
-// hasFunc reports whether the binary has a function named name, with the
-// answer cached.
+// hasFunc reports whether the binary has a function named name.
 func (b *Binary) hasFunc(name string) bool {
-	v, ok := b.isFunc.Load(name)
+	_, ok := b.funcIndexCached(name)
+	return ok
+}
+
+// funcIndexCached is funcIndex with the answer cached: the table scan
+// costs a few hundred microseconds.
+func (b *Binary) funcIndexCached(name string) (int, bool) {
+	v, ok := b.funcIdx.Load(name)
 	if !ok {
-		_, found := b.funcIndex(name)
-		v, _ = b.isFunc.LoadOrStore(name, found)
+		i, found := b.funcIndex(name)
+		if !found {
+			i = -1
+		}
+		v, _ = b.funcIdx.LoadOrStore(name, i)
 	}
-	return v.(bool)
+	return v.(int), v.(int) >= 0
 }
 
 // matchClose returns the index of the bracket or parenthesis that closes
