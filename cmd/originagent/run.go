@@ -65,8 +65,8 @@ func registerAgentFlags(fs *pflag.FlagSet, cfg *agentConfig) {
 	fs.StringVar(&cfg.kubeconfig, "kubeconfig", "", "with --kube: kubeconfig file (default: in-cluster configuration)")
 	fs.StringVar(&cfg.nodeName, "node-name", os.Getenv("NODE_NAME"), "with --kube: this node's name (default: $NODE_NAME)")
 
-	fs.StringSliceVar(&cfg.engine.Symbolize.Include, "include", nil, "import path prefixes that count as user code besides the main module")
-	fs.StringSliceVar(&cfg.engine.Symbolize.Exclude, "exclude", nil, "import path prefixes that never count as user code")
+	fs.StringSliceVar(&cfg.engine.Symbolize.Include, "include", nil, "import path prefixes that are user code besides package main, the main module and modules replaced by a local directory (=> ../dir); wins over the known frameworks and tracers")
+	fs.StringSliceVar(&cfg.engine.Symbolize.Exclude, "exclude", nil, "import path prefixes that are never user code (wins over everything)")
 	fs.Uint32Var(&cfg.engine.RingBufferBytes, "ring-buffer-size", ec.RingBufferBytes, "kernel-to-agent event ring buffer, bytes (a power of two)")
 	fs.IntVar(&cfg.engine.MaxFrames, "max-frames", ec.MaxFrames, "user frames kept per record, the origin included")
 	fs.StringVar(&cfg.discover.ProcRoot, "proc-root", "/proc", "where the host's procfs is mounted")

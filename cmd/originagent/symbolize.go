@@ -74,8 +74,8 @@ func newSymbolizeCmd() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON list per address")
 	cmd.Flags().BoolVar(&isReturn, "return-address", false, "addresses are return addresses (look up at addr-1)")
-	cmd.Flags().StringSliceVar(&opts.Include, "include", nil, "import path prefixes that are user code besides the main module")
-	cmd.Flags().StringSliceVar(&opts.Exclude, "exclude", nil, "import path prefixes that are never user code")
+	cmd.Flags().StringSliceVar(&opts.Include, "include", nil, "import path prefixes that are user code besides package main, the main module and modules replaced by a local directory (=> ../dir); wins over the known frameworks and tracers")
+	cmd.Flags().StringSliceVar(&opts.Exclude, "exclude", nil, "import path prefixes that are never user code (wins over everything)")
 	return cmd
 }
 

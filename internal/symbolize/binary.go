@@ -43,9 +43,13 @@ type FuncInfo struct {
 // Options configure symbolization.
 type Options struct {
 	// Include and Exclude are import path prefixes that add to or remove
-	// from the user code, which is by default the main module and package
-	// main. Exclude wins; the known frameworks and tracers (KnownNonUser)
-	// are never user code.
+	// from the user code, which is by default package main, the main
+	// module and the modules replaced by a local directory (go.mod's
+	// "=> ../handlers"). Exclude wins over everything; Include and the
+	// main module win over the known frameworks and tracers
+	// (KnownNonUser), which are not user code otherwise, not even when
+	// replaced by a local copy. Vendored packages are user code only when
+	// Include names them.
 	Include, Exclude []string
 	// PCCacheSize is the number of entries of each binary's lookup cache,
 	// rounded up to a power of two: 0 means 4096, negative disables it.
@@ -74,7 +78,8 @@ type Binary struct {
 	files     []atomic.Pointer[fileEntry]
 	wrapperID uint8
 	wraps     sync.Map // wrapper entry offset -> wrapped function index, -1 if none
-	isFunc    sync.Map // "p.A" -> whether a function of that name exists
+	funcIdx   sync.Map // "p.A" -> index of the function of that name, -1 if none
+	decl      declCache
 
 	mapped bool // data is a file mapping: guard reads against SIGBUS
 
@@ -230,7 +235,7 @@ func newBinary(path string, data []byte, opts Options) (*Binary, error) {
 			b.id = "gnu:" + g
 		}
 	}
-	b.cls = classifier{mainModule: b.info.Main.Path, include: opts.Include, exclude: opts.Exclude}
+	b.cls = newClassifier(&b.info, opts.Include, opts.Exclude)
 	if n := opts.PCCacheSize; n >= 0 {
 		if n == 0 {
 			n = 4096
@@ -276,33 +281,34 @@ func (b *Binary) Code(f FuncInfo) (code []byte, err error) {
 	return bytes.Clone(c), nil
 }
 
-// SplitName is the package-level SplitName refined with the binary's
-// function table. A closure made by a function B inlined into function A
-// is named "p.A.B.func1", like a closure in method B of value type A; A is
-// a type only if the binary has no function "p.A".
+// SplitName is the package-level SplitName refined with what the binary
+// says. A closure made by a function B inlined into function A is named
+// "p.A.B.func1" after A, like a closure in method B of value type A: it is
+// split as declared, "q.B.func1" with q the package of B, which the inline
+// tree of A and the closure's own source file tell; A is a type only if
+// the binary has no function "p.A".
 func (b *Binary) SplitName(name string) (pkg, typ, method string) {
-	pkg, typ, method = SplitName(name)
-	if typ == pkg || strings.IndexByte(method, '.') < 0 || len(method)+1 > len(name) {
+	if d := b.declName(name); d != "" {
+		return SplitName(d)
+	}
+	pkg, typ, method = splitName(name)
+	if pkg == "" {
 		return pkg, typ, method
 	}
+	if typ == pkg || strings.IndexByte(method, '.') < 0 || len(method)+1 > len(name) {
+		return pkg, printName(typ), printName(method)
+	}
 	a := name[:len(name)-len(method)-1] // "p.A"
-	if strings.HasSuffix(a, ")") {
-		return pkg, typ, method // "p.(*T)": always a type
+	if !strings.HasSuffix(a, ")") && !strings.HasSuffix(a, "]") && b.hasFunc(a) {
+		typ, method = pkg, typ[len(pkg)+1:]+"."+method
 	}
-	isFunc, ok := b.isFunc.Load(a)
-	if !ok {
-		_, found := b.funcIndex(a)
-		isFunc, _ = b.isFunc.LoadOrStore(a, found)
-	}
-	if isFunc.(bool) {
-		return pkg, pkg, typ[len(pkg)+1:] + "." + method
-	}
-	return pkg, typ, method
+	return pkg, printName(typ), printName(method)
 }
 
-// IsUser reports whether the function named funcName is user code.
+// IsUser reports whether the function named funcName is user code: whether
+// the package that declares it is (see Options).
 func (b *Binary) IsUser(funcName string) bool {
-	pkg, _, _ := SplitName(funcName)
+	pkg, _, _ := b.SplitName(funcName)
 	return b.cls.isUserPkg(pkg)
 }
 
@@ -632,6 +638,12 @@ func (b *Binary) resolveWrappers(frames []Frame, ids []uint8, i int, f *fn) int 
 	for range 4 { // wrappers may wrap wrappers
 		j := b.wrapped(i, f)
 		if j < 0 {
+			// The method may be inlined into its wrapper and have no
+			// function of its own (generic methods' method values).
+			if fr, ok := b.inlinedTarget(f, frames[0].Function); ok {
+				fr.Wrapper = wrapper
+				frames[0] = fr
+			}
 			break
 		}
 		g, ok := b.tab.funcAt(j)
@@ -668,17 +680,7 @@ func (b *Binary) wrapped(i int, f *fn) int {
 	}
 	if j < 0 {
 		name := b.meta(f.nameOff).name
-		var target string
-		switch {
-		case strings.HasSuffix(name, "-fm"):
-			target = strings.TrimSuffix(name, "-fm")
-		case strings.Contains(name, ".(*"):
-			k := strings.Index(name, ".(*")
-			if c := closeParen(name[k+1:]); c > 0 {
-				target = name[:k+1] + name[k+3:k+1+c] + name[k+2+c:]
-			}
-		}
-		if target != "" && target != name {
+		if target := wrapperTarget(name); target != "" {
 			if k, ok := b.funcIndex(target); ok {
 				j = k
 			}
@@ -686,6 +688,55 @@ func (b *Binary) wrapped(i int, f *fn) int {
 	}
 	b.wraps.Store(f.entry, j)
 	return j
+}
+
+// wrapperTarget returns the name of the function a wrapper calls, by the
+// compiler's naming: "X-fm" wraps X, "p.(*T).M" wraps "p.T.M". It returns ""
+// for other names.
+func wrapperTarget(name string) string {
+	var target string
+	switch {
+	case strings.HasSuffix(name, "-fm"):
+		target = strings.TrimSuffix(name, "-fm")
+	case strings.Contains(name, ".(*"):
+		k := strings.Index(name, ".(*")
+		if c := closeParen(name[k+1:]); c > 0 {
+			target = name[:k+1] + name[k+3:k+1+c] + name[k+2+c:]
+		}
+	}
+	if target == name {
+		return ""
+	}
+	return target
+}
+
+// inlinedTarget returns the frame of the function that the wrapper f, named
+// name, calls when that function is inlined into it: the entry of f's
+// inline tree with the target's name, type arguments aside (a wrapper of
+// Box[string] calls the Box[go.shape.string] instantiation). The frame is at
+// the function's declaration line, as for a wrapped function of its own.
+func (b *Binary) inlinedTarget(f *fn, name string) (Frame, bool) {
+	target := wrapperTarget(name)
+	if target == "" {
+		return Frame{}, false
+	}
+	target = printName(target)
+	for _, in := range b.inlinedFuncs(f) {
+		if printName(in.name) != target {
+			continue
+		}
+		m := b.meta(in.nameOff)
+		return Frame{
+			Function:  m.name,
+			File:      in.file,
+			Line:      in.startLine,
+			StartLine: in.startLine,
+			Type:      m.typ,
+			Method:    m.method,
+			User:      m.user,
+		}, true
+	}
+	return Frame{}, false
 }
 
 func le32(b []byte) uint32 {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -39,6 +40,7 @@ func TestCorpusOrigins(t *testing.T) {
 	src, _ := filepath.Abs("../../testdata/symbolize/shop")
 	apiGo := filepath.Join(src, "api", "api.go")
 	mainGo := filepath.Join(src, "main.go")
+	handlersGo := filepath.Join(src, "..", "handlers", "handlers.go")
 	tests := []struct {
 		symbol         string // function whose entry is looked up
 		function, file string
@@ -57,8 +59,17 @@ func TestCorpusOrigins(t *testing.T) {
 			sourceLine(t, apiGo, `"/echo": func(`), "github.com/acme/shop/api", "Routes.func1", true, false},
 		{"github.com/acme/shop/api.Routes", "github.com/acme/shop/api.Routes", apiGo,
 			sourceLine(t, apiGo, "func Routes("), "github.com/acme/shop/api", "Routes", true, false},
+		// A closure made by newCounter inlined into Counters is a closure
+		// of newCounter.
 		{"github.com/acme/shop/api.Counters.newCounter.func1", "github.com/acme/shop/api.Counters.newCounter.func1", apiGo,
-			sourceLine(t, apiGo, "return func(s string) string {"), "github.com/acme/shop/api", "Counters.newCounter.func1", true, false},
+			sourceLine(t, apiGo, "return func(s string) string {"), "github.com/acme/shop/api", "newCounter.func1", true, false},
+		// The method value of a generic method inlined into its wrapper
+		// resolves to the method, as non-generic ones do (issue 11).
+		{"main.(*Box[string]).Get-fm", "main.(*Box[go.shape.string]).Get", mainGo,
+			sourceLine(t, mainGo, "func (b *Box[T]) Get("), "main.Box[...]", "Get", true, true},
+		// A module replaced by a directory is user code (issue 11).
+		{"github.com/acme/handlers.Hello", "github.com/acme/handlers.Hello", handlersGo,
+			sourceLine(t, handlersGo, "func Hello("), "github.com/acme/handlers", "Hello", true, false},
 		{"main.exercise", "main.exercise", mainGo,
 			sourceLine(t, mainGo, "func exercise("), "main", "exercise", true, false},
 		{"fmt.Sprint", "fmt.Sprint", filepath.Join(goroot(t), "src/fmt/print.go"),
@@ -85,7 +96,7 @@ func TestCorpusOrigins(t *testing.T) {
 		}
 	}
 
-	// Generic instantiations keep their brackets.
+	// Generic instantiations print their type arguments "[...]".
 	var generic int
 	for fi := range b.Funcs() {
 		if strings.HasPrefix(fi.Name, "github.com/acme/shop/api.Map[") {
@@ -94,7 +105,7 @@ func TestCorpusOrigins(t *testing.T) {
 				t.Fatal(err)
 			}
 			f := frames[len(frames)-1]
-			if f.Type != "github.com/acme/shop/api" || !strings.HasPrefix(f.Method, "Map[") || !f.User {
+			if f.Type != "github.com/acme/shop/api" || f.Method != "Map[...]" || !f.User {
 				t.Errorf("%s: type %q method %q user %t", fi.Name, f.Type, f.Method, f.User)
 			}
 			generic++
@@ -352,4 +363,96 @@ func TestWrapInfo(t *testing.T) {
 		t.Error("no function with WrapInfo in the corpus")
 	}
 	t.Logf("%d wrappers with WrapInfo", n)
+}
+
+// TestCorpusInlinedClosures checks closures made by constructors inlined
+// into main.exercise from other packages and modules (issue 11): the
+// compiler names them main.exercise.Health.funcN, and they must split into
+// the package and function that declare them, in the default build
+// (absolute file names), the -trimpath one (module-path file names) and the
+// stripped PIE one.
+func TestCorpusInlinedClosures(t *testing.T) {
+	src, _ := filepath.Abs("../../testdata/symbolize")
+	for _, v := range variants {
+		if v.name != "default" && v.name != "trimpath" && v.name != "pie-external-sw" ||
+			testing.Short() && v.name == "trimpath" {
+			continue
+		}
+		t.Run(v.name, func(t *testing.T) {
+			t.Parallel()
+			b, err := Open(corpusBinary(t, v), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			file := func(rel string) string {
+				if v.name == "trimpath" {
+					return "github.com/acme/" + rel
+				}
+				return filepath.Join(src, rel)
+			}
+			tests := []struct {
+				ctor, pkg, typ, file, decl string
+				user                       bool
+			}{
+				// A package with no function left in the binary.
+				{"Health", "github.com/acme/shop/health", "github.com/acme/shop/health", "shop/health/health.go",
+					"return func(s string) string {", true},
+				{"Ready", "github.com/acme/shop/api", "github.com/acme/shop/api", "shop/api/api.go",
+					`return func(s string) string { return "ready "`, true},
+				// A method's closure belongs to its receiver type.
+				{"(*Users).Wrap", "github.com/acme/shop/api", "github.com/acme/shop/api.Users", "shop/api/api.go",
+					"return func(s string) string { return prefix + u.Get(s) }", true},
+				// A sibling module replaced by ../handlers.
+				{"Greeter", "github.com/acme/handlers", "github.com/acme/handlers", "handlers/handlers.go",
+					"return func(s string) string { return greeting", true},
+			}
+			for _, tt := range tests {
+				re := regexp.MustCompile(`^main\.exercise\.` + regexp.QuoteMeta(tt.ctor) + `\.func(\d+)$`)
+				var found bool
+				for fi := range b.Funcs() {
+					m := re.FindStringSubmatch(fi.Name)
+					if m == nil {
+						continue
+					}
+					found = true
+					frames, err := b.Lookup(fi.Entry, false)
+					if err != nil {
+						t.Fatal(err)
+					}
+					f := frames[len(frames)-1]
+					wantFile := file(tt.file)
+					if v.name == "trimpath" && tt.pkg == "github.com/acme/handlers" {
+						// A required module's files are under path@version.
+						wantFile = "github.com/acme/handlers@v0.0.0/handlers.go"
+					}
+					method := strings.TrimPrefix(tt.ctor, "(*Users).") + ".func" + m[1]
+					if f.Type != tt.typ || f.Method != method || f.User != tt.user || f.File != wantFile ||
+						f.StartLine != sourceLine(t, filepath.Join(src, tt.file), tt.decl) {
+						t.Errorf("%s: %+v; want type %s method %s file %s", fi.Name, f, tt.typ, method, wantFile)
+					}
+					if pkg, _, _ := b.SplitName(fi.Name); pkg != tt.pkg {
+						t.Errorf("SplitName(%s) package %s, want %s", fi.Name, pkg, tt.pkg)
+					}
+					if b.IsUser(fi.Name) != tt.user {
+						t.Errorf("IsUser(%s) = %t", fi.Name, !tt.user)
+					}
+				}
+				if !found {
+					t.Errorf("no closure main.exercise.%s.funcN in the corpus: not inlined?", tt.ctor)
+				}
+			}
+			// The other signal, for binaries whose inline tree does not
+			// name the constructor: the package of functions declared in
+			// the closure's file or directory.
+			if got := b.pkgOfFile(file("shop/api/api.go")); got != "github.com/acme/shop/api" {
+				t.Errorf("pkgOfFile(api.go) = %q", got)
+			}
+			if got := b.pkgOfFile(file("shop/api/other.go")); got != "github.com/acme/shop/api" {
+				t.Errorf("pkgOfFile(api/other.go) = %q (by directory)", got)
+			}
+			if got := b.pkgOfFile(file("shop/health/health.go")); got != "" {
+				t.Errorf("pkgOfFile(health.go) = %q; the package has no function left", got)
+			}
+		})
+	}
 }

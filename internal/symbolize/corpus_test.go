@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -199,21 +200,28 @@ func (o *oracle) ask(t *testing.T, addrs []uint64) []truthAnswer {
 	return out
 }
 
-// printName is runtime.funcNameForPrint: type arguments become "[...]".
-func printName(name string) string {
-	i := strings.IndexByte(name, '[')
-	if i < 0 {
-		return name
-	}
-	j := strings.LastIndexByte(name, ']')
-	if j <= i {
-		return name
-	}
-	return name[:i] + "[...]" + name[j+1:]
+func isCorpusFunc(name string) bool {
+	return strings.HasPrefix(name, "main.") || strings.HasPrefix(name, "github.com/acme/shop") ||
+		strings.HasPrefix(name, "github.com/acme/handlers")
 }
 
-func isCorpusFunc(name string) bool {
-	return strings.HasPrefix(name, "main.") || strings.HasPrefix(name, "github.com/acme/shop")
+// corpusPkg returns the package of the corpus source file file, absolute
+// or -trimpath'd, by its directory.
+func corpusPkg(file string) (string, bool) {
+	dir := path.Dir(file)
+	for _, d := range [...]struct{ suffix, pkg string }{
+		{"/shop/api", "github.com/acme/shop/api"},
+		{"/shop/health", "github.com/acme/shop/health"},
+		{"/shop/internal/store", "github.com/acme/shop/internal/store"},
+		{"/shop", "main"},
+		{"/handlers", "github.com/acme/handlers"},
+		{"/handlers@v0.0.0", "github.com/acme/handlers"},
+	} {
+		if strings.HasSuffix(dir, d.suffix) {
+			return d.pkg, true
+		}
+	}
+	return "", false
 }
 
 // samplePCs returns return-address style PCs in (entry, end): every byte of
@@ -295,7 +303,16 @@ func checkCorpus(t *testing.T, v variant, b *Binary, path string) {
 		}
 	}
 
-	var nPC, nInlined, nWrapped, nProc int
+	// Declaration of every function the runtime reports inlined, for
+	// wrappers resolved to a method inlined into them.
+	inlinedDecl := map[string]truthFrame{}
+	for _, a := range truth {
+		for _, f := range a.Frames[:max(len(a.Frames)-1, 0)] {
+			inlinedDecl[f.Function] = f
+		}
+	}
+
+	var nPC, nInlined, nWrapped, nProc, nPkg int
 	for i, a := range truth {
 		pc := pcs[i]
 		got, err := b.Lookup(pc, true)
@@ -331,7 +348,14 @@ func checkCorpus(t *testing.T, v variant, b *Binary, path string) {
 				t.Errorf("%#x: resolved wrapper %s, runtime says %+v", pc, got[0].Wrapper, want)
 				continue
 			}
-			if d, ok := decl[printName(got[0].Function)]; ok && (d.File != got[0].File || d.StartLine != got[0].StartLine) {
+			d, ok := decl[printName(got[0].Function)]
+			if !ok {
+				d, ok = inlinedDecl[printName(got[0].Function)]
+			}
+			if !ok && isCorpusFunc(got[0].Function) {
+				t.Errorf("%#x: wrapper %s resolved to %s, which the runtime never reports", pc, got[0].Wrapper, got[0].Function)
+			}
+			if ok && (d.File != got[0].File || d.StartLine != got[0].StartLine) {
 				t.Errorf("%#x: wrapper %s resolved to %s at %s:%d, runtime has it at %s:%d",
 					pc, got[0].Wrapper, got[0].Function, got[0].File, got[0].StartLine, d.File, d.StartLine)
 			}
@@ -355,18 +379,30 @@ func checkCorpus(t *testing.T, v variant, b *Binary, path string) {
 			if g.Inlined {
 				nInlined++
 			}
+			// Go keeps one package per directory: the package a frame
+			// is split into must be the one of its file's directory,
+			// and all of the corpus is user code (main module and a
+			// module replaced by ../handlers).
+			if want, ok := corpusPkg(g.File); ok {
+				pkg, _, _ := b.SplitName(g.Function)
+				if pkg != want || g.Type != pkg && !strings.HasPrefix(g.Type, pkg+".") || !g.User {
+					t.Errorf("%#x frame %d: %s in %s: package %s, type %s, user %t; want package %s, user",
+						pc, j, g.Function, g.File, pkg, g.Type, g.User, want)
+				}
+				nPkg++
+			}
 		}
 		nPC++
 		if t.Failed() && nPC > 50 {
 			t.Fatal("too many differences")
 		}
 	}
-	t.Logf("%s: %d PCs compared with runtime.CallersFrames, %d inlined frames, %d wrappers resolved, %d through the process (load bias %#x)",
-		v.name, nPC, nInlined, nWrapped, nProc, o.bias)
+	t.Logf("%s: %d PCs compared with runtime.CallersFrames, %d inlined frames, %d wrappers resolved, %d through the process (load bias %#x), %d packages checked against directories",
+		v.name, nPC, nInlined, nWrapped, nProc, o.bias, nPkg)
 	if strings.Contains(v.name, "pie") && o.bias == 0 {
 		t.Errorf("PIE loaded at its link address: the runtime-to-file mapping went untested")
 	}
-	if nPC < 5000 || nInlined < 500 || nWrapped == 0 {
+	if nPC < 5000 || nInlined < 500 || nWrapped == 0 || nPkg < 1000 {
 		t.Errorf("corpus too small: %d PCs, %d inlined frames, %d wrappers", nPC, nInlined, nWrapped)
 	}
 }

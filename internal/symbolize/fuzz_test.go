@@ -2,6 +2,7 @@ package symbolize
 
 import (
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -18,6 +19,15 @@ func exercise(b *Binary) {
 	}
 	b.Func("main.main")
 	b.Info()
+	// Closures of inlined constructors and generic method values read the
+	// inline trees and every function's file (decl.go).
+	for f := range b.Funcs() {
+		if strings.HasPrefix(f.Name, "main.exercise.") || strings.HasSuffix(f.Name, "-fm") {
+			b.Lookup(f.Entry, false)
+			b.IsUser(f.Name)
+		}
+	}
+	b.pkgOfFile("api.go")
 }
 
 // FuzzNewBinary feeds arbitrary bytes as an executable.

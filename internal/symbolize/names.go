@@ -12,7 +12,12 @@ import (
 //	github.com/acme/shop/api.Users.Count   -> api path, "github.com/acme/shop/api.Users", "Count"
 //	main.usersHandler                      -> "main", "main", "usersHandler"
 //	github.com/acme/shop/api.Routes.func1  -> api path, "github.com/acme/shop/api", "Routes.func1"
-//	github.com/acme/shop/api.(*List[go.shape.int]).Push -> type "github.com/acme/shop/api.List[go.shape.int]"
+//	github.com/acme/shop/api.(*List[go.shape.int]).Push -> api path, "github.com/acme/shop/api.List[...]", "Push"
+//
+// Type arguments are printed "[...]", as runtime.Func.Name and stack traces
+// print them: the binary has the code of an instantiation for a shape of
+// type arguments (go.shape.string stands for every type whose underlying
+// type is string), not for the type arguments of the call.
 //
 // From the name alone "p.A.B.func1" is a closure in method B of value type
 // A; Binary.SplitName also knows when A is a function (the closure was made
@@ -22,6 +27,28 @@ import (
 // as "type:.eq.[2]string") gives an empty package and type, and the whole
 // name as the method.
 func SplitName(name string) (pkg, typ, method string) {
+	pkg, typ, method = splitName(name)
+	if pkg == "" {
+		return pkg, typ, method // linker names: "type:.eq.[2]string"
+	}
+	return pkg, printName(typ), printName(method)
+}
+
+// printName is runtime.funcNameForPrint: type arguments become "[...]".
+func printName(name string) string {
+	i := strings.IndexByte(name, '[')
+	if i < 0 {
+		return name
+	}
+	j := strings.LastIndexByte(name, ']')
+	if j <= i {
+		return name
+	}
+	return name[:i] + "[...]" + name[j+1:]
+}
+
+// splitName is SplitName with the type arguments left in.
+func splitName(name string) (pkg, typ, method string) {
 	pkgEnd := packageEnd(name)
 	if pkgEnd < 0 {
 		return "", "", name
@@ -161,8 +188,9 @@ func unhex(c byte) (byte, bool) {
 }
 
 // KnownNonUser returns the import path prefixes of the web frameworks,
-// tracers and extension modules originagent knows. Their code is never user
-// code, even when a module vendors them.
+// tracers and extension modules originagent knows. Their code is not user
+// code, even when a module vendors them or replaces them by a local copy,
+// unless it is the main module's or an include prefix names it.
 func KnownNonUser() []string { return append([]string(nil), knownNonUser[:]...) }
 
 var knownNonUser = [...]string{
@@ -181,41 +209,89 @@ var knownNonUser = [...]string{
 // classifier decides whether a package is user code.
 type classifier struct {
 	mainModule string
-	include    []string
-	exclude    []string
+	// local are the modules replaced by a directory (a sibling module of
+	// a multi-module repository), others the rest of the dependencies: a
+	// package belongs to the longest module path that prefixes it.
+	local, others []string
+	include       []string
+	exclude       []string
 }
 
-// isUserPkg reports whether package path pkg is user code: the main module
-// (or package main) plus include prefixes, minus exclude prefixes and the
-// known frameworks and tracers.
-func (c *classifier) isUserPkg(pkg string) bool {
-	if pkg == "" {
-		return false
-	}
-	if hasPathPrefix(pkg, c.exclude) {
-		return false
-	}
-	known := pkg
-	if i := strings.LastIndex(known, "/vendor/"); i >= 0 {
-		known = known[i+len("/vendor/"):]
-		if !hasPathPrefix(pkg, c.include) {
-			return false // vendored code is a dependency
+// newClassifier returns the classifier of a binary built with info.
+func newClassifier(info *BuildInfo, include, exclude []string) classifier {
+	c := classifier{mainModule: info.Main.Path, include: include, exclude: exclude}
+	for _, d := range info.Deps {
+		if d.Replace != nil && isLocalPath(d.Replace.Path) {
+			c.local = append(c.local, d.Path)
+		} else {
+			c.others = append(c.others, d.Path)
 		}
 	}
-	if hasPathPrefix(known, knownNonUser[:]) {
+	return c
+}
+
+// isLocalPath reports whether a replacement module path is a directory
+// (go.mod's "=> ../handlers"), which is what cmd/go accepts as one.
+func isLocalPath(p string) bool {
+	return strings.HasPrefix(p, "./") || strings.HasPrefix(p, "../") || strings.HasPrefix(p, "/") ||
+		p == "." || p == ".."
+}
+
+// isUserPkg reports whether package path pkg is user code. In order:
+// exclude prefixes are not; vendored packages are only if an include prefix
+// names them; include prefixes, package main and the main module's
+// packages are; the known frameworks and tracers are not; packages of
+// modules replaced by a local directory are; nothing else is.
+func (c *classifier) isUserPkg(pkg string) bool {
+	if pkg == "" || hasPathPrefix(pkg, c.exclude) {
 		return false
 	}
-	if hasPathPrefix(pkg, c.include) {
+	if strings.Contains(pkg, "/vendor/") {
+		return hasPathPrefix(pkg, c.include) // vendored code is a dependency
+	}
+	if hasPathPrefix(pkg, c.include) || pkg == "main" {
 		return true
 	}
-	if pkg == "main" {
+	switch c.moduleOf(pkg) {
+	case modMain:
 		return true
+	case modLocal:
+		return !hasPathPrefix(pkg, knownNonUser[:])
 	}
-	m := c.mainModule
-	if m == "" || m == "command-line-arguments" {
-		return false
+	return false
+}
+
+// Kinds of module a package belongs to.
+const (
+	modNone = iota
+	modMain
+	modLocal
+)
+
+// moduleOf returns the kind of the module of pkg: the one with the longest
+// path that is pkg or a prefix of it, as nested modules take their own
+// directories out of the enclosing module.
+func (c *classifier) moduleOf(pkg string) int {
+	kind, n := modNone, 0
+	if m := c.mainModule; m != "" && m != "command-line-arguments" && len(m) > n && inModule(pkg, m) {
+		kind, n = modMain, len(m)
 	}
-	return pkg == m || strings.HasPrefix(pkg, m) && pkg[len(m)] == '/'
+	for _, m := range c.local {
+		if len(m) > n && inModule(pkg, m) {
+			kind, n = modLocal, len(m)
+		}
+	}
+	for _, m := range c.others {
+		if len(m) > n && inModule(pkg, m) {
+			kind, n = modNone, len(m)
+		}
+	}
+	return kind
+}
+
+// inModule reports whether package pkg lies in the module with path mod.
+func inModule(pkg, mod string) bool {
+	return pkg == mod || strings.HasPrefix(pkg, mod) && pkg[len(mod)] == '/'
 }
 
 // hasPathPrefix reports whether path equals one of prefixes or lies below

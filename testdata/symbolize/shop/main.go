@@ -16,7 +16,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/acme/handlers"
 	"github.com/acme/shop/api"
+	"github.com/acme/shop/health"
 	"github.com/acme/shop/internal/store"
 )
 
@@ -139,6 +141,12 @@ func loadBias() (uint64, error) {
 
 var sink []string
 
+// Box is a generic type whose method is used as a method value.
+type Box[T any] struct{ v T }
+
+// Get is the method b.Get refers to.
+func (b *Box[T]) Get(s string) string { return fmt.Sprint(b.v) + s }
+
 // exercise calls everything once so nothing is dead-code eliminated.
 func exercise() {
 	u := api.NewUsers(store.New(4))
@@ -158,6 +166,14 @@ func exercise() {
 	ls.Push("a")
 	var n api.Namer = u
 	sink = append(sink, n.Name(), strconv.Itoa(l.Len()+ls.Len()+u.Count()))
+	// Closures made by constructors inlined into exercise from other
+	// packages and modules, and a method value of a generic type.
+	hs := []func(string) string{health.Health("1.4.2"), api.Ready("2"), u.Wrap("w:"), handlers.Greeter("hi")}
+	b := &Box[string]{v: "box"}
+	hs = append(hs, b.Get, handlers.Hello)
+	for _, h := range hs {
+		sink = append(sink, h("x"))
+	}
 	done := make(chan string)
 	go func() { done <- "goroutine" }()
 	sink = append(sink, <-done)

@@ -100,3 +100,14 @@ func newCounter(prefix string) Handler {
 //
 //go:noinline
 func Counters() []Handler { return []Handler{newCounter("a"), newCounter("b")} }
+
+// Ready returns a closure and is inlined into callers in other packages,
+// whose closure is then named after the caller (main.exercise.Ready.func2).
+func Ready(version string) Handler {
+	return func(s string) string { return "ready " + version + " " + s }
+}
+
+// Wrap is a method returning a closure, inlined into its callers.
+func (u *Users) Wrap(prefix string) Handler {
+	return func(s string) string { return prefix + u.Get(s) }
+}

@@ -1,0 +1,3 @@
+module github.com/acme/handlers
+
+go 1.26
