@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/originagent/originagent/internal/testutil"
 )
 
 // Name identifies one service under testdata/services.
@@ -38,18 +40,27 @@ const (
 type Route struct {
 	Path     string
 	Function string
+	// NotInlined is the symbol when the compiler does not inline the
+	// function that makes the handler (Go 1.27 for /closure); "" when
+	// it is always Function.
+	NotInlined string
+}
+
+// Names reports whether function is a symbol r's handler has.
+func (r Route) Names(function string) bool {
+	return function == r.Function || r.NotInlined != "" && function == r.NotInlined
 }
 
 // Routes lists every handler route the services serve with the symbol of
 // the real handler behind it. /closure's symbol carries the name of the
-// function newClosure is inlined into, as the compiler names it.
+// function newClosure is inlined into, as Go 1.26 names it.
 var Routes = []Route{
-	{"/struct", "main.(*structHandler).ServeHTTP"},
-	{"/value", "main.valueHandler.ServeHTTP"},
-	{"/func", "main.funcHandler"},
-	{"/closure", "main.routes.newClosure.func1"},
-	{"/method", "main.(*users).Get"},
-	{"/mw", "main.protectedHandler"},
+	{"/struct", "main.(*structHandler).ServeHTTP", ""},
+	{"/value", "main.valueHandler.ServeHTTP", ""},
+	{"/func", "main.funcHandler", ""},
+	{"/closure", "main.routes.newClosure.func1", "main.newClosure.func1"},
+	{"/method", "main.(*users).Get", ""},
+	{"/mw", "main.protectedHandler", ""},
 }
 
 // Truth is a service's answer on a handler route.
@@ -81,28 +92,45 @@ func RootDir() (string, error) {
 // before the package, e.g. "-ldflags=-s -w" or "-trimpath".
 func Build(t testing.TB, name Name, buildFlags ...string) string {
 	t.Helper()
-	root, err := RootDir()
+	bin, err := BuildIn(t.TempDir(), name, "", buildFlags...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := filepath.Join(t.TempDir(), string(name))
+	return bin
+}
+
+// BuildIn compiles the service into dir with the Go toolchain of version
+// toolchain ("" for the local one, else e.g. "go1.27.3", fetched through
+// GOTOOLCHAIN on first use) and returns the binary's path. It is Build for
+// builds shared between tests or run in parallel.
+func BuildIn(dir string, name Name, toolchain string, buildFlags ...string) (string, error) {
+	root, err := RootDir()
+	if err != nil {
+		return "", err
+	}
+	goTool, err := testutil.GoToolPath(toolchain)
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, string(name))
 	args := append([]string{"build", "-o", bin}, buildFlags...)
-	dir := root
+	wd := root
 	switch name {
 	case NetHTTPV2:
 		args = append(args, "./testdata/services/nethttp-v2")
 	case NetHTTPV1:
-		dir = filepath.Join(root, "testdata", "services", "nethttp-v1")
+		wd = filepath.Join(root, "testdata", "services", "nethttp-v1")
 		args = append(args, ".")
 	default:
-		t.Fatalf("unknown service %q", name)
+		return "", fmt.Errorf("unknown service %q", name)
 	}
-	cmd := exec.Command("go", args...)
-	cmd.Dir = dir
+	cmd := exec.Command(goTool, args...)
+	cmd.Dir = wd
+	cmd.Env = testutil.GoToolEnv()
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go %s (in %s): %v\n%s", strings.Join(args, " "), dir, err, out)
+		return "", fmt.Errorf("%s %s (in %s): %v\n%s", goTool, strings.Join(args, " "), wd, err, out)
 	}
-	return bin
+	return bin, nil
 }
 
 // BuildPackage compiles the main package pkg of the originagent module
