@@ -2,6 +2,7 @@ package symbolize
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -306,6 +307,9 @@ func checkCorpus(t *testing.T, v variant, b *Binary, path string) {
 	info := b.Info()
 	if info.Main.Path != "github.com/acme/shop" {
 		t.Errorf("main module %q", info.Main.Path)
+	}
+	if want := cmp.Or(v.toolchain, runtime.Version()); info.GoVersion != want {
+		t.Errorf("Go version %q, want %q", info.GoVersion, want)
 	}
 	wantStripped := v.strip || strings.Contains(strings.Join(v.args, " "), "-s -w")
 	if info.Stripped != wantStripped || info.DWARF == wantStripped {
