@@ -40,18 +40,27 @@ const (
 type Route struct {
 	Path     string
 	Function string
+	// NotInlined is the symbol when the compiler does not inline the
+	// function that makes the handler (Go 1.27 for /closure); "" when
+	// it is always Function.
+	NotInlined string
+}
+
+// Names reports whether function is a symbol r's handler has.
+func (r Route) Names(function string) bool {
+	return function == r.Function || r.NotInlined != "" && function == r.NotInlined
 }
 
 // Routes lists every handler route the services serve with the symbol of
 // the real handler behind it. /closure's symbol carries the name of the
-// function newClosure is inlined into, as the compiler names it.
+// function newClosure is inlined into, as Go 1.26 names it.
 var Routes = []Route{
-	{"/struct", "main.(*structHandler).ServeHTTP"},
-	{"/value", "main.valueHandler.ServeHTTP"},
-	{"/func", "main.funcHandler"},
-	{"/closure", "main.routes.newClosure.func1"},
-	{"/method", "main.(*users).Get"},
-	{"/mw", "main.protectedHandler"},
+	{"/struct", "main.(*structHandler).ServeHTTP", ""},
+	{"/value", "main.valueHandler.ServeHTTP", ""},
+	{"/func", "main.funcHandler", ""},
+	{"/closure", "main.routes.newClosure.func1", "main.newClosure.func1"},
+	{"/method", "main.(*users).Get", ""},
+	{"/mw", "main.protectedHandler", ""},
 }
 
 // Truth is a service's answer on a handler route.
@@ -85,22 +94,23 @@ func RootDir() (string, error) {
 // binary before changing or removing it.
 func Build(t testing.TB, name Name, buildFlags ...string) string {
 	t.Helper()
-	spec, err := Spec(name, buildFlags...)
+	spec, err := Spec(name, "", buildFlags...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return testbuild.Build(t, spec)
 }
 
-// Spec returns the testbuild description of service name built with
-// buildFlags, for tests that build several variants at once
-// (testbuild.BuildAll).
-func Spec(name Name, buildFlags ...string) (testbuild.Spec, error) {
+// Spec returns the testbuild description of service name built by the Go
+// toolchain of version toolchain ("" for the local one, else e.g.
+// testutil.NewestGo) with buildFlags, for tests that build several variants
+// at once (testbuild.BuildAll) or other toolchains.
+func Spec(name Name, toolchain string, buildFlags ...string) (testbuild.Spec, error) {
 	root, err := RootDir()
 	if err != nil {
 		return testbuild.Spec{}, err
 	}
-	spec := testbuild.Spec{Dir: root, Flags: buildFlags, Name: string(name)}
+	spec := testbuild.Spec{Dir: root, Flags: buildFlags, Name: string(name), Toolchain: toolchain}
 	switch name {
 	case NetHTTPV2:
 		spec.Pkg = "./testdata/services/nethttp-v2"

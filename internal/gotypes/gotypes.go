@@ -4,7 +4,7 @@
 // fields (by offset) in a process they do not control.
 //
 // Layouts come from DWARF when the binary has it and from the runtime type
-// descriptors (moduledata types, typelinks, itablinks) otherwise; the latter
+// descriptors (moduledata types, typelinks, itabs) otherwise; the latter
 // survive -ldflags=-s -w and strip. Descriptors not listed by the linker are
 // reached by walking the type graph (element, field, parameter and method
 // types) from typelinks and itabs. Pointers in PIE and externally linked
@@ -22,10 +22,42 @@
 // uses package names ("struct { f atomic.Int32 }"); DWARF spells them
 // differently, so reach them through the field that holds them.
 //
-// Supported: 64-bit ELF files for amd64 and arm64. Go 1.26 binaries are
-// tested (default, -s -w, strip, PIE, external linking, RELR); the
-// moduledata layouts of Go 1.18-1.25 are implemented but tested only on
-// synthetic images.
+// Supported: 64-bit ELF files for amd64 and arm64. Go 1.26 and 1.27
+// binaries are tested against the programs' own reflection (default, -s -w,
+// strip, PIE, trimpath, external linking, RELR); the moduledata layouts of
+// Go 1.18-1.25 are implemented but tested only on synthetic images.
+//
+// The moduledata layout is chosen by which one's fields are consistent
+// (pointer ranges, slice lengths equal to capacities, the first typelink a
+// type descriptor and the first itab's interface an interface type), with
+// the layout of the binary's Go version tried first. Go 1.27 changed what
+// this package reads (runtime/symtab.go, runtime/type.go, runtime/iface.go,
+// internal/abi, cmd/link/internal/ld/data.go and symtab.go):
+//
+//   - moduledata lost the typelinks ([]int32 offsets) and itablinks
+//     ([]*itab) slices and gained typedesclen after types and itaboffset
+//     and itabsize after etypes. The typelink descriptors now lie one after
+//     the other from types+8 to types+typedesclen, sorted by type string,
+//     each as long as abi.Type.DescriptorSize says (kind struct, uncommon
+//     type, fields, interface methods or parameters, methods); the itabs
+//     lie from types+itaboffset for itabsize bytes, each abi.ITab.Size long
+//     (one Fun word per interface method). This package walks both as the
+//     runtime does (moduleTypelinks, addModuleItabs); a walk that does not
+//     end exactly at its bound is an error, which also checks the descriptor
+//     sizes assumed here against the binary.
+//   - abi.MapType replaced SlotSize with KeysOff, KeyStride, ElemsOff and
+//     ElemStride: 136 bytes instead of 112, which moves the uncommon type
+//     (and so the methods and package path) of named map types such as
+//     net/http.Header.
+//   - Type descriptors and itabs moved into their own .go.type section
+//     (.data.rel.ro.go.type in PIE) and .typelink and .itablink are gone.
+//     This package does not rely on section names.
+//   - Unchanged: abi.Type, the other kind structs, abi.UncommonType,
+//     abi.Method, abi.Imethod, abi.StructField, abi.ITab's fields, name
+//     encoding, and the moduledata fields before types.
+//
+// A binary of a Go release newer than 1.27 is read only when a known layout
+// passes all these checks; otherwise errors name its Go version.
 package gotypes
 
 import (
@@ -100,8 +132,8 @@ type Field struct {
 	Type *Type
 }
 
-// Itab is one statically allocated interface table (runtime.itab) listed in
-// the module's itablinks: the pair (interface, concrete type) with the
+// Itab is one statically allocated interface table (runtime.itab) of the
+// module (its itablinks, or from Go 1.27 the itabs after the types): the pair (interface, concrete type) with the
 // method pointers that implement the interface.
 type Itab struct {
 	// Interface is the canonical name of the interface type.
@@ -244,6 +276,15 @@ func (b *Binary) Close() error {
 	return nil
 }
 
+// versioned adds the binary's Go version to err when it is newer than the
+// layouts this package knows: the likely cause.
+func (b *Binary) versioned(err error) error {
+	if goMinor(b.goVersion) > newestMinor {
+		return fmt.Errorf("%s is newer than Go 1.%d, the newest known here: %w", b.goVersion, newestMinor, err)
+	}
+	return err
+}
+
 // GoVersion returns the Go version the binary was built with ("go1.26.8"),
 // or "" if its build info is missing.
 func (b *Binary) GoVersion() string { return b.goVersion }
@@ -267,7 +308,12 @@ func (b *Binary) buildIndex() error {
 	b.index = make(map[string][]uint64)
 	rs := b.rt
 	rs.resetBudget()
-	queue := rs.roots()
+	queue, err := rs.roots()
+	if err != nil {
+		b.index = nil
+		b.indexErr = b.versioned(fmt.Errorf("walk type graph: %w", err))
+		return b.indexErr
+	}
 	seen := make(map[uint64]bool, len(queue)*4)
 	var kids []uint64
 	for len(queue) > 0 {
@@ -556,7 +602,8 @@ func (b *Binary) Methods(typeName string) ([]Method, error) {
 	return out, nil
 }
 
-// Itabs returns every itab listed in the module's itablinks, in link order.
+// Itabs returns every statically allocated itab of the module, in link
+// order.
 func (b *Binary) Itabs() ([]Itab, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -565,16 +612,15 @@ func (b *Binary) Itabs() ([]Itab, error) {
 	}
 	rs := b.rt
 	rs.resetBudget()
-	md := b.md
-	out := make([]Itab, 0, md.itablinks.len)
-	for i := uint64(0); i < md.itablinks.len; i++ {
-		a, err := rs.ptrAt(md.itablinks.ptr + 8*i)
-		if err != nil {
-			return nil, fmt.Errorf("itablinks[%d]: %w", i, err)
-		}
+	addrs, err := rs.itabs()
+	if err != nil {
+		return nil, b.versioned(err)
+	}
+	out := make([]Itab, 0, len(addrs))
+	for i, a := range addrs {
 		it, err := b.itab(a)
 		if err != nil {
-			return nil, fmt.Errorf("itablinks[%d]: %w", i, err)
+			return nil, b.versioned(fmt.Errorf("itab %d: %w", i, err))
 		}
 		out = append(out, it)
 	}

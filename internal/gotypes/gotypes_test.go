@@ -17,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/originagent/originagent/internal/testutil"
 )
 
 // variant is one way of building a corpus program; the answers must not
@@ -33,7 +35,8 @@ type variant struct {
 	// lld does by default (--no-apply-dynamic-relocs): the loader fills
 	// them, so the program still runs, and only relocations give values.
 	zeroRelocated bool
-	dwarf         bool // the result keeps DWARF
+	dwarf         bool   // the result keeps DWARF
+	toolchain     string // Go version to build with; "" for the local one
 }
 
 var variants = []variant{
@@ -47,7 +50,18 @@ var variants = []variant{
 	{name: "pie-sw-nosections", args: []string{"-buildmode=pie", "-ldflags=-s -w"}, noSections: true},
 	// DT_RELR packs relative relocations; the addends stay in the file.
 	{name: "pie-external-relr", args: []string{"-buildmode=pie", "-ldflags=-linkmode=external -extldflags=-Wl,-z,pack-relative-relocs"}, dwarf: true},
+	// The newest Go release, whose moduledata and type descriptors differ
+	// (see the package documentation): its plainest build and its hardest
+	// one, rather than every variant again.
+	newestDefault,
+	newestHardest,
 }
+
+var (
+	newestDefault = variant{name: "go1.27-default", dwarf: true, toolchain: testutil.NewestGo}
+	newestHardest = variant{name: "go1.27-pie-external-sw-trimpath-strip", toolchain: testutil.NewestGo, strip: true,
+		args: []string{"-buildmode=pie", "-trimpath", "-ldflags=-linkmode=external -s -w"}}
+)
 
 // corpus builds the programs of testdata/gotypes once per variant.
 type corpus struct {
@@ -98,9 +112,14 @@ func (c *corpus) build(t testing.TB, prog string, v variant) string {
 			dir, pkg = filepath.Join(root, "testdata", "gotypes", prog), "."
 		}
 		args = append(args, pkg)
-		cmd := exec.Command("go", args...)
+		goTool, err := testutil.GoToolPath(v.toolchain)
+		if err != nil {
+			r.err = err
+			return
+		}
+		cmd := exec.Command(goTool, args...)
 		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), v.env...)
+		cmd.Env = testutil.GoToolEnv(v.env...)
 		if b, err := cmd.CombinedOutput(); err != nil {
 			r.err = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, b)
 			return
@@ -364,6 +383,12 @@ type chain struct {
 func TestAgainstRunningProgram(t *testing.T) {
 	for _, p := range programs {
 		for _, v := range variants {
+			if p.name == "ddtrace-v1" && v.name == newestDefault.name {
+				// Each Go 1.27 variant compiles all of dd-trace-go v1 anew;
+				// the hardest build (shared with the probes' end-to-end
+				// target) covers it.
+				continue
+			}
 			t.Run(p.name+"/"+v.name, func(t *testing.T) {
 				t.Parallel()
 				bin := testCorpus.build(t, p.name, v)
@@ -385,6 +410,11 @@ func TestAgainstRunningProgram(t *testing.T) {
 					t.Errorf("Dropped() = %d, %v; want 0", n, err)
 				}
 				if v.dwarf {
+					// bpf/origin.c reads g.stack.hi at a fixed offset
+					// (runtime.g has no runtime type descriptor).
+					if off, err := b.FieldOffset("runtime.g", "stack.hi"); err != nil || off != 8 {
+						t.Errorf("FieldOffset(runtime.g, stack.hi) = %d, %v; bpf/origin.c assumes 8", off, err)
+					}
 					rf, err := Open(bin, RuntimeFirst())
 					if err != nil {
 						t.Fatal(err)
@@ -507,6 +537,9 @@ func TestStrippedMatchesDWARF(t *testing.T) {
 		t.Run(p.name, func(t *testing.T) {
 			t.Parallel()
 			compareBuilds(t, testCorpus.build(t, p.name, variants[0]), testCorpus.build(t, p.name, variants[1]))
+			if p.name != "ddtrace-v1" { // see TestAgainstRunningProgram
+				compareBuilds(t, testCorpus.build(t, p.name, newestDefault), testCorpus.build(t, p.name, newestHardest))
+			}
 		})
 	}
 }

@@ -12,18 +12,28 @@ import (
 
 // mdLayout gives the byte offsets of the runtime.moduledata fields we read.
 // The struct is defined in runtime/symtab.go and written by
-// cmd/link/internal/ld/symtab.go; fields are only ever inserted, so a few
-// layouts cover Go 1.18 to 1.26 on 64-bit targets.
+// cmd/link/internal/ld/symtab.go. Until Go 1.26 fields were only inserted;
+// Go 1.27 also removed the typelinks and itablinks slices. The layouts are
+// told apart by the data (see readModuledata), the Go version only orders
+// the tries.
 type mdLayout struct {
 	name                 string
 	minMinor             int // first Go 1.x minor version using it
 	text, etext          int
 	types, etypes        int
 	textsectmap          int
-	typelinks, itablinks int
+	typelinks, itablinks int // slices, Go 1.18-1.26; 0 when absent
+	// Go 1.27+: typelink descriptors lie between types+ptrSize and
+	// types+typedesclen, itabs between types+itaboffset and that plus
+	// itabsize, each walked by its own size. 0 when absent.
+	typedesclen, itaboffset, itabsize int
 }
 
 var mdLayouts = []mdLayout{
+	// Go 1.27 inserted typedesclen after types and itaboffset/itabsize
+	// after etypes, and dropped typelinks and itablinks.
+	{name: "go1.27", minMinor: 27, text: 176, etext: 184, types: 296, typedesclen: 304, etypes: 312,
+		itaboffset: 320, itabsize: 328, textsectmap: 360},
 	// Go 1.26 added epclntab after gofunc.
 	{name: "go1.26", minMinor: 26, text: 176, etext: 184, types: 296, etypes: 304, textsectmap: 336, typelinks: 360, itablinks: 384},
 	// Go 1.20 added covctrs/ecovctrs before end.
@@ -32,6 +42,12 @@ var mdLayouts = []mdLayout{
 	{name: "go1.18", minMinor: 18, text: 176, etext: 184, types: 280, etypes: 288, textsectmap: 312, typelinks: 336, itablinks: 360},
 }
 
+// newestMinor is the newest Go 1.x release whose layouts this package
+// knows. Binaries of newer releases are read only when a known layout fits
+// them in every check, the walks of typelink descriptors and itabs
+// included; otherwise errors name their version.
+const newestMinor = 27
+
 // moduledata holds the fields of runtime.firstmoduledata this package uses.
 type moduledata struct {
 	addr          uint64
@@ -39,8 +55,11 @@ type moduledata struct {
 	pclntab       uint64
 	text, etext   uint64
 	types, etypes uint64
-	typelinks     slice
-	itablinks     slice
+	typelinks     slice // Go 1.18-1.26
+	itablinks     slice // Go 1.18-1.26
+	// Go 1.27+ (contiguous is set): offsets from types.
+	contiguous                        bool
+	typedesclen, itaboffset, itabsize uint64
 }
 
 type slice struct{ ptr, len uint64 }
@@ -70,18 +89,24 @@ func findModuledata(f *elf.File, m *memory, goVersion string) (*moduledata, erro
 	if len(pclns) == 0 {
 		return nil, errors.New("no .gopclntab found: not a Go binary or an unsupported layout")
 	}
-	// Report why the layout of the binary's Go version (tried first) did
-	// not fit the first candidate: the most useful of the errors.
+	// Report why each layout, the one of the binary's Go version first,
+	// did not fit the first candidate.
 	var firstErr error
 	try := func(addr uint64) *moduledata {
+		var errs []error
 		for _, l := range orderLayouts(goVersion) {
 			md, err := readModuledata(m, addr, l, pclns)
 			if err == nil {
 				return md
 			}
-			if firstErr == nil {
-				firstErr = err
+			errs = append(errs, err)
+		}
+		if firstErr == nil {
+			msgs := make([]string, len(errs))
+			for i, e := range errs {
+				msgs[i] = e.Error()
 			}
+			firstErr = errors.New(strings.Join(msgs, "; "))
 		}
 		return nil
 	}
@@ -126,6 +151,10 @@ func findModuledata(f *elf.File, m *memory, goVersion string) (*moduledata, erro
 	}
 	if firstErr == nil {
 		firstErr = errors.New("no candidate found")
+	}
+	if minor := goMinor(goVersion); minor > newestMinor {
+		return nil, fmt.Errorf("locate runtime.firstmoduledata: %s is newer than Go 1.%d, the newest layout known here, and none fits: %w",
+			goVersion, newestMinor, firstErr)
 	}
 	return nil, fmt.Errorf("locate runtime.firstmoduledata: %w", firstErr)
 }
@@ -217,10 +246,16 @@ func readModuledata(m *memory, addr uint64, l mdLayout, pclns []uint64) (*module
 	md.types, md.etypes = rd(l.types), rd(l.etypes)
 	tsm := slice{rd(l.textsectmap), rd(l.textsectmap + 8)}
 	tsmCap := rd(l.textsectmap + 16)
-	md.typelinks = slice{rd(l.typelinks), rd(l.typelinks + 8)}
-	tlCap := rd(l.typelinks + 16)
-	md.itablinks = slice{rd(l.itablinks), rd(l.itablinks + 8)}
-	ilCap := rd(l.itablinks + 16)
+	var tlCap, ilCap uint64
+	if l.typedesclen != 0 {
+		md.contiguous = true
+		md.typedesclen, md.itaboffset, md.itabsize = rd(l.typedesclen), rd(l.itaboffset), rd(l.itabsize)
+	} else {
+		md.typelinks = slice{rd(l.typelinks), rd(l.typelinks + 8)}
+		tlCap = rd(l.typelinks + 16)
+		md.itablinks = slice{rd(l.itablinks), rd(l.itablinks + 8)}
+		ilCap = rd(l.itablinks + 16)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("moduledata at %#x (%s layout): %w", addr, l.name, err)
 	}
@@ -231,18 +266,23 @@ func readModuledata(m *memory, addr uint64, l mdLayout, pclns []uint64) (*module
 	for _, p := range pclns {
 		okPcln = okPcln || p == md.pclntab
 	}
+	n := md.etypes - md.types
 	switch {
 	case !okPcln:
 		return nil, bad("pcHeader pointer")
 	case md.text == 0 || md.text > md.etext:
 		return nil, bad("text range")
-	case md.types == 0 || md.types > md.etypes || md.etypes-md.types > 1<<31:
+	case md.types == 0 || md.types > md.etypes || n > 1<<31:
 		return nil, bad("types range")
 	case tsm.len != tsmCap || tsm.len > 1<<16:
 		return nil, bad("textsectmap")
-	case md.typelinks.len != tlCap || md.typelinks.len > 1<<24:
+	case md.contiguous && (md.typedesclen < 8 || md.typedesclen > n):
+		return nil, bad("typedesclen")
+	case md.contiguous && (md.itaboffset < md.typedesclen || md.itaboffset > n || md.itabsize > n-md.itaboffset || md.itabsize%8 != 0):
+		return nil, bad("itab range")
+	case !md.contiguous && (md.typelinks.len != tlCap || md.typelinks.len > 1<<24):
 		return nil, bad("typelinks")
-	case md.itablinks.len != ilCap || md.itablinks.len > 1<<24:
+	case !md.contiguous && (md.itablinks.len != ilCap || md.itablinks.len > 1<<24):
 		return nil, bad("itablinks")
 	}
 	if _, ok := m.fileOff(md.types, 1); !ok {
@@ -263,27 +303,42 @@ func readModuledata(m *memory, addr uint64, l mdLayout, pclns []uint64) (*module
 	// 1.26's textsectmap). Decoding the first typelink and the first itab's
 	// interface type settles it.
 	rs := newRtypes(m, md, "")
-	if md.typelinks.len > 0 {
-		off, err := m.u32(md.typelinks.ptr)
-		if err != nil {
-			return nil, bad("typelinks[0]")
+	var first, firstItab uint64
+	if md.contiguous {
+		if md.typedesclen > 8 {
+			first = md.types + 8
 		}
-		a := rs.off(int32(off))
-		if _, err := rs.header(a); a == 0 || err != nil {
-			return nil, bad("typelinks[0] type")
+		if md.itabsize > 0 {
+			firstItab = md.types + md.itaboffset
+		}
+	} else {
+		if md.typelinks.len > 0 {
+			off, err := m.u32(md.typelinks.ptr)
+			if err != nil {
+				return nil, bad("typelinks[0]")
+			}
+			if first = rs.off(int32(off)); first == 0 {
+				return nil, bad("typelinks[0] type")
+			}
+		}
+		if md.itablinks.len > 0 {
+			if firstItab, err = m.ptr(md.itablinks.ptr); err != nil {
+				return nil, bad("itablinks[0]")
+			}
 		}
 	}
-	if md.itablinks.len > 0 {
-		it, err := m.ptr(md.itablinks.ptr)
-		if err != nil {
-			return nil, bad("itablinks[0]")
+	if first != 0 {
+		if _, err := rs.header(first); err != nil {
+			return nil, bad("first typelink type")
 		}
-		inter, err := rs.typePtr(it)
+	}
+	if firstItab != 0 {
+		inter, err := rs.typePtr(firstItab)
 		if err != nil || inter == 0 {
-			return nil, bad("itablinks[0] interface type")
+			return nil, bad("first itab's interface type")
 		}
 		if r, err := rs.header(inter); err != nil || r.kind != reflect.Interface {
-			return nil, bad("itablinks[0] interface type")
+			return nil, bad("first itab's interface type")
 		}
 	}
 	return md, nil

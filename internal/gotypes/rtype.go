@@ -94,8 +94,13 @@ func (rs *rtypes) spend(n uint64) error {
 }
 
 func newRtypes(m *memory, md *moduledata, goVersion string) *rtypes {
-	mapSize := uint64(112) // Swiss-table abi.MapType, Go 1.24+
-	if minor := goMinor(goVersion); minor >= 0 && minor < 24 {
+	mapSize := uint64(112) // Swiss-table abi.MapType, Go 1.24-1.26
+	if minor := goMinor(goVersion); md.contiguous {
+		// Go 1.27 replaced SlotSize with KeysOff, KeyStride, ElemsOff and
+		// ElemStride. The walk of the typelink descriptors, which include
+		// map types, checks this size against the binary.
+		mapSize = 136
+	} else if minor >= 0 && minor < 24 {
 		mapSize = 88
 	}
 	return &rtypes{
@@ -664,28 +669,163 @@ func (rs *rtypes) funcParams(r *rtype) (in, out []uint64, variadic bool, err err
 // every descriptor that has a type:* symbol in the test corpus and in the
 // go command, so the symbol table (absent when stripped) is not used and
 // stripped and unstripped builds give the same answers.
-func (rs *rtypes) roots() []uint64 {
-	var out []uint64
-	md := rs.md
-	if md.typelinks.len > 0 {
-		if b, err := rs.m.bytes(md.typelinks.ptr, 4*md.typelinks.len); err == nil {
-			for i := uint64(0); i < md.typelinks.len; i++ {
-				if a := rs.off(int32(rs.m.order.Uint32(b[4*i:]))); a != 0 {
-					out = append(out, a)
-				}
-			}
-		}
+func (rs *rtypes) roots() ([]uint64, error) {
+	out, err := rs.typelinks()
+	if err != nil {
+		return nil, err
 	}
-	for i := uint64(0); i < md.itablinks.len; i++ {
-		it, err := rs.m.ptr(md.itablinks.ptr + 8*i)
-		if err != nil {
-			continue
-		}
+	its, err := rs.itabs()
+	if err != nil {
+		return nil, err
+	}
+	for _, it := range its {
 		for _, o := range []uint64{0, 8} {
 			if t, err := rs.typePtr(it + o); err == nil && t != 0 {
 				out = append(out, t)
 			}
 		}
 	}
-	return out
+	return out, nil
+}
+
+// typelinks returns the addresses of the typelink descriptors: the
+// unnamed types reflect can construct (Go 1.18-1.26: the typelinks slice
+// of offsets; Go 1.27+: the descriptors from types+8 to
+// types+typedesclen, one after the other, as runtime.moduleTypelinks
+// walks them). Bad entries of the slice are left out; the Go 1.27 walk
+// must end exactly at typedesclen, or the descriptor sizes this package
+// assumes are not the binary's.
+func (rs *rtypes) typelinks() ([]uint64, error) {
+	md := rs.md
+	var out []uint64
+	if !md.contiguous {
+		if md.typelinks.len > 0 {
+			if b, err := rs.m.bytes(md.typelinks.ptr, 4*md.typelinks.len); err == nil {
+				for i := uint64(0); i < md.typelinks.len; i++ {
+					if a := rs.off(int32(rs.m.order.Uint32(b[4*i:]))); a != 0 {
+						out = append(out, a)
+					}
+				}
+			}
+		}
+		return out, nil
+	}
+	end := md.types + md.typedesclen
+	for a := md.types + 8; a < end; {
+		a = (a + 7) &^ 7
+		r, err := rs.header(a)
+		if err != nil {
+			return nil, fmt.Errorf("typelink descriptors (%s layout): %w", md.layout, err)
+		}
+		n, err := rs.descriptorSize(r)
+		if err != nil {
+			return nil, fmt.Errorf("typelink descriptors (%s layout): %w", md.layout, err)
+		}
+		out = append(out, a)
+		if a += n; a > end {
+			return nil, fmt.Errorf("typelink descriptor at %#x of %d bytes overruns typedesclen (%s layout; a newer type descriptor layout?): %w",
+				a-n, n, md.layout, errBadType)
+		}
+	}
+	return out, nil
+}
+
+// itabs returns the addresses of the statically allocated itabs (Go
+// 1.18-1.26: the itablinks slice; Go 1.27+: the itabs from
+// types+itaboffset, one after the other, as runtime.addModuleItabs walks
+// them).
+func (rs *rtypes) itabs() ([]uint64, error) {
+	md := rs.md
+	var out []uint64
+	if !md.contiguous {
+		for i := uint64(0); i < md.itablinks.len; i++ {
+			it, err := rs.m.ptr(md.itablinks.ptr + 8*i)
+			if err != nil {
+				return nil, fmt.Errorf("itablinks[%d]: %w", i, err)
+			}
+			out = append(out, it)
+		}
+		return out, nil
+	}
+	end := md.types + md.itaboffset + md.itabsize
+	for a := md.types + md.itaboffset; a < end; {
+		n, err := rs.itabSize(a)
+		if err != nil {
+			return nil, fmt.Errorf("itabs (%s layout): %w", md.layout, err)
+		}
+		out = append(out, a)
+		if a += n; a > end {
+			return nil, fmt.Errorf("itab at %#x of %d bytes overruns itabsize (%s layout): %w", a-n, n, md.layout, errBadType)
+		}
+	}
+	return out, nil
+}
+
+// itabSize is abi.ITab.Size: Inter, Type, Hash and one Fun word, plus a Fun
+// word per further method of the interface, unless Fun[0] is 0 (the type
+// does not implement the interface).
+func (rs *rtypes) itabSize(a uint64) (uint64, error) {
+	inter, err := rs.typePtr(a)
+	if err != nil {
+		return 0, fmt.Errorf("itab at %#x: %w", a, err)
+	}
+	ir, err := rs.header(inter)
+	if err != nil {
+		return 0, fmt.Errorf("itab at %#x: %w", a, err)
+	}
+	if ir.kind != reflect.Interface {
+		return 0, fmt.Errorf("itab at %#x: interface type is a %v: %w", a, ir.kind, errBadType)
+	}
+	fun0, err := rs.m.ptr(a + 24)
+	if err != nil {
+		return 0, fmt.Errorf("itab at %#x: %w", a, err)
+	}
+	if fun0 == 0 {
+		return 32, nil
+	}
+	n, err := rs.m.ptr(inter + offStructFields + 8)
+	if err != nil {
+		return 0, fmt.Errorf("itab at %#x: %w", a, err)
+	}
+	if n == 0 || n > maxFields {
+		return 0, fmt.Errorf("itab at %#x: interface with %d methods: %w", a, n, errBadType)
+	}
+	return 32 + 8*(n-1), nil
+}
+
+// descriptorSize is abi.Type.DescriptorSize (Go 1.27): the bytes a type
+// descriptor takes contiguously, its kind's struct, uncommon type, fields,
+// interface methods or parameters, and methods. Names lie elsewhere.
+func (rs *rtypes) descriptorSize(r *rtype) (uint64, error) {
+	size := rs.kindSize(r.kind)
+	var add uint64
+	switch r.kind {
+	case reflect.Struct, reflect.Interface:
+		n, err := rs.m.ptr(r.addr + offStructFields + 8)
+		if err != nil {
+			return 0, fmt.Errorf("type at %#x: %w", r.addr, err)
+		}
+		if n > maxFields {
+			return 0, fmt.Errorf("type at %#x: %d fields: %w", r.addr, n, errBadType)
+		}
+		if r.kind == reflect.Struct {
+			add = n * structFieldSize
+		} else {
+			add = n * imethodSize
+		}
+	case reflect.Func:
+		b, err := rs.m.bytes(r.addr+offFuncInCount, 4)
+		if err != nil {
+			return 0, fmt.Errorf("type at %#x: %w", r.addr, err)
+		}
+		add = 8 * (uint64(rs.m.order.Uint16(b)) + uint64(rs.m.order.Uint16(b[2:])&(1<<15-1)))
+	}
+	if r.uncommon != 0 {
+		b, err := rs.m.bytes(r.uncommon+4, 2)
+		if err != nil {
+			return 0, fmt.Errorf("type at %#x: %w", r.addr, err)
+		}
+		size += uncommonTypeSize + methodSize*uint64(rs.m.order.Uint16(b))
+	}
+	return size + add, nil
 }

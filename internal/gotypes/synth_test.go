@@ -192,19 +192,42 @@ func buildSeed() synthSeed { return buildSeedLayout(mdLayouts[0]) }
 func buildSeedLayout(l mdLayout) synthSeed {
 	im := newSynthImage()
 	// Reserve descriptors first so that offsets are known for cross refs.
-	intT := im.reserve(abiTypeSize)
-	s := im.reserve(80 + uncommonTypeSize)
-	ptrS := im.reserve(56 + uncommonTypeSize) // PtrType, then its uncommon type
-	iface := im.reserve(80 + uncommonTypeSize)
-	fn := im.reserve(56)
-	slice := im.reserve(56)
-	arr := im.reserve(72)
-	emb := im.reserve(80 + uncommonTypeSize) // main.E struct{} embedded in S
-	fields := im.reserve(3 * structFieldSize)
-	imethods := im.reserve(imethodSize)
-	itab := im.reserve(32)
-	typelinks := im.reserve(4 * 3)
-	itablinks := im.reserve(8)
+	// Go 1.27 lays the typelink descriptors (*main.S with its method,
+	// []int, [2]int) out one after the other from offset 8, and the itabs
+	// at the end; older layouts list them in typelinks and itablinks.
+	contiguous := l.typedesclen != 0
+	var intT, s, ptrS, iface, fn, slice, arr, emb, fields, imethods, itab, typelinks, itablinks, methods, typedesclen uint32
+	if contiguous {
+		im.reserve(8)
+		ptrS = im.reserve(56 + uncommonTypeSize + methodSize) // PtrType, uncommon type, method
+		methods = ptrS + 56 + uncommonTypeSize
+		slice = im.reserve(56)
+		arr = im.reserve(72)
+		typedesclen = uint32(len(im.buf))
+		intT = im.reserve(abiTypeSize)
+		s = im.reserve(80 + uncommonTypeSize)
+		iface = im.reserve(80 + uncommonTypeSize)
+		fn = im.reserve(56)
+		emb = im.reserve(80 + uncommonTypeSize)
+		fields = im.reserve(3 * structFieldSize)
+		imethods = im.reserve(imethodSize)
+		itab = im.reserve(32)
+	} else {
+		intT = im.reserve(abiTypeSize)
+		s = im.reserve(80 + uncommonTypeSize)
+		ptrS = im.reserve(56 + uncommonTypeSize) // PtrType, then its uncommon type
+		iface = im.reserve(80 + uncommonTypeSize)
+		fn = im.reserve(56)
+		slice = im.reserve(56)
+		arr = im.reserve(72)
+		emb = im.reserve(80 + uncommonTypeSize) // main.E struct{} embedded in S
+		fields = im.reserve(3 * structFieldSize)
+		imethods = im.reserve(imethodSize)
+		itab = im.reserve(32)
+		typelinks = im.reserve(4 * 3)
+		itablinks = im.reserve(8)
+		methods = im.reserve(methodSize) // (*main.S).M
+	}
 
 	im.header(intT, 8, tflagNamed, reflect.Int, "int")
 
@@ -241,7 +264,6 @@ func buildSeedLayout(l mdLayout) synthSeed {
 	im.put64(ptrS+offElem, addr(s))
 	// The method table follows the uncommon type, at a positive Moff.
 	unc := ptrS + 56
-	methods := im.reserve(methodSize) // (*main.S).M
 	im.put32(unc, im.name("main", 0))
 	im.put16(unc+4, 1)
 	im.put16(unc+6, 1)
@@ -271,10 +293,12 @@ func buildSeedLayout(l mdLayout) synthSeed {
 	im.put64(itab, addr(iface))
 	im.put64(itab+8, addr(ptrS))
 	im.put64(itab+24, synthFun)
-	for i, t := range []uint32{ptrS, slice, arr} {
-		im.put32(typelinks+uint32(4*i), t)
+	if !contiguous {
+		for i, t := range []uint32{ptrS, slice, arr} {
+			im.put32(typelinks+uint32(4*i), t)
+		}
+		im.put64(itablinks, addr(itab))
 	}
-	im.put64(itablinks, addr(itab))
 	im.align8()
 
 	md := make([]byte, 0x250)
@@ -284,12 +308,18 @@ func buildSeedLayout(l mdLayout) synthSeed {
 	le.PutUint64(md[l.etext:], synthText+0x1000)
 	le.PutUint64(md[l.types:], synthTypes)
 	le.PutUint64(md[l.etypes:], synthTypes+uint64(len(im.buf)))
-	le.PutUint64(md[l.typelinks:], addr(typelinks))
-	le.PutUint64(md[l.typelinks+8:], 3)
-	le.PutUint64(md[l.typelinks+16:], 3)
-	le.PutUint64(md[l.itablinks:], addr(itablinks))
-	le.PutUint64(md[l.itablinks+8:], 1)
-	le.PutUint64(md[l.itablinks+16:], 1)
+	if contiguous {
+		le.PutUint64(md[l.typedesclen:], uint64(typedesclen))
+		le.PutUint64(md[l.itaboffset:], uint64(itab))
+		le.PutUint64(md[l.itabsize:], 32)
+	} else {
+		le.PutUint64(md[l.typelinks:], addr(typelinks))
+		le.PutUint64(md[l.typelinks+8:], 3)
+		le.PutUint64(md[l.typelinks+16:], 3)
+		le.PutUint64(md[l.itablinks:], addr(itablinks))
+		le.PutUint64(md[l.itablinks+8:], 1)
+		le.PutUint64(md[l.itablinks+16:], 1)
+	}
 	return synthSeed{module: md, types: im.buf, intT: intT, s: s, ptrS: ptrS, iface: iface, fn: fn, itab: itab}
 }
 
@@ -457,15 +487,51 @@ func TestSyntheticRelocations(t *testing.T) {
 // TestCorruptImages damages the seed in targeted ways; each must give an
 // error (never a panic, never a wrong answer).
 func TestCorruptImages(t *testing.T) {
+	for _, l := range mdLayouts[:2] { // Go 1.27's and Go 1.26's
+		t.Run(l.name, func(t *testing.T) { testCorruptImages(t, l) })
+	}
+}
+
+func testCorruptImages(t *testing.T, l mdLayout) {
 	le := binary.LittleEndian
-	l := mdLayouts[0]
+	s0 := buildSeedLayout(l)
+	contiguous := l.typedesclen != 0
 	for _, tc := range []struct {
 		name    string
+		only    string // "slices" or "contiguous": the layouts the case applies to
 		corrupt func(s *synthSeed)
 		check   func(t *testing.T, b *Binary, openErr error)
 	}{
 		{
+			name: "typedesclen inside a descriptor",
+			only: "contiguous",
+			// The walk must end exactly at typedesclen.
+			corrupt: func(s *synthSeed) { le.PutUint64(s.module[l.typedesclen:], le.Uint64(s.module[l.typedesclen:])-8) },
+			check: func(t *testing.T, b *Binary, err error) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := b.TypeNames(); err == nil || !strings.Contains(err.Error(), "overruns typedesclen") {
+					t.Errorf("TypeNames: %v, want an overrun error", err)
+				}
+			},
+		},
+		{
+			name:    "itabsize past the last itab",
+			only:    "contiguous",
+			corrupt: func(s *synthSeed) { le.PutUint64(s.module[l.itabsize:], 48) },
+			check: func(t *testing.T, b *Binary, err error) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if its, err := b.Itabs(); err == nil {
+					t.Errorf("Itabs = %+v, want an error", its)
+				}
+			},
+		},
+		{
 			name:    "moduledata len != cap",
+			only:    "slices",
 			corrupt: func(s *synthSeed) { le.PutUint64(s.module[l.itablinks+16:], 5) },
 			check: func(t *testing.T, b *Binary, err error) {
 				if err == nil || !strings.Contains(err.Error(), "itablinks") {
@@ -521,8 +587,8 @@ func TestCorruptImages(t *testing.T) {
 			corrupt: func(s *synthSeed) { le.PutUint64(s.types[s.itab:], addr(s.intT)) },
 			check: func(t *testing.T, b *Binary, err error) {
 				// The first itab also validates the moduledata layout.
-				if err == nil || !strings.Contains(err.Error(), "itablinks[0] interface type") {
-					t.Errorf("open: %v, want an itablinks[0] error", err)
+				if err == nil || !strings.Contains(err.Error(), "first itab's interface type") {
+					t.Errorf("open: %v, want a first itab error", err)
 				}
 			},
 		},
@@ -555,8 +621,11 @@ func TestCorruptImages(t *testing.T) {
 			},
 		},
 	} {
+		if tc.only == "slices" && contiguous || tc.only == "contiguous" && !contiguous {
+			continue
+		}
 		t.Run(tc.name, func(t *testing.T) {
-			s := buildSeed()
+			s := buildSeedLayout(l)
 			s.module, s.types = bytes.Clone(s.module), bytes.Clone(s.types)
 			tc.corrupt(&s)
 			b, err := openSynth(t, synthELF(s.module, s.types, nil))
@@ -565,15 +634,14 @@ func TestCorruptImages(t *testing.T) {
 	}
 }
 
-// s0 gives the corrupt-image checks the (unchanged) descriptor offsets.
-var s0 = buildSeed()
-
 // FuzzImage feeds arbitrary moduledata, types sections and relocations
 // through every exported lookup.
 func FuzzImage(f *testing.F) {
 	seed := buildSeed()
 	f.Add(seed.module, seed.types, []byte(nil))
 	f.Add(seed.module[:100], seed.types[:len(seed.types)/2], []byte(nil))
+	old := buildSeedLayout(mdLayouts[1]) // Go 1.26's typelinks and itablinks
+	f.Add(old.module, old.types, []byte(nil))
 	f.Fuzz(func(t *testing.T, module, types, rela []byte) {
 		if len(rela) > synthRelaMax || len(types) > 1<<20 {
 			return
@@ -616,6 +684,8 @@ func FuzzELF(f *testing.F) {
 	seed := buildSeed()
 	f.Add(synthELF(seed.module, seed.types, nil))
 	f.Add(synthELFModule(".noptrdata", seed.module, seed.types, nil))
+	old := buildSeedLayout(mdLayouts[1])
+	f.Add(synthELF(old.module, old.types, nil))
 	f.Fuzz(func(t *testing.T, file []byte) {
 		if len(file) > 1<<20 {
 			return
@@ -630,4 +700,40 @@ func FuzzELF(f *testing.F) {
 		}
 		exercise(t, b, synthTypes, 4096)
 	})
+}
+
+// TestNewerGoThatDoesNotFit checks that a binary of a Go release newer
+// than the layouts known here gets errors naming its version, both when no
+// moduledata layout fits and when the typelink walk fails.
+func TestNewerGoThatDoesNotFit(t *testing.T) {
+	const future = "go1.99.1"
+	le := binary.LittleEndian
+	l := mdLayouts[0]
+
+	seed := buildSeed()
+	module := bytes.Clone(seed.module)
+	le.PutUint64(module[l.etypes:], synthTypes-8) // fits no layout
+	file := synthELF(module, seed.types, nil)
+	f, err := elf.NewFile(bytes.NewReader(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := newMemory(f, bytes.NewReader(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := findModuledata(f, m, future); err == nil || !strings.Contains(err.Error(), future+" is newer than Go 1.27") {
+		t.Errorf("findModuledata: %v; want an error naming %s", err, future)
+	}
+
+	module = bytes.Clone(seed.module)
+	le.PutUint64(module[l.typedesclen:], le.Uint64(module[l.typedesclen:])-8) // walk overruns
+	b, err := openSynth(t, synthELF(module, seed.types, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.goVersion = future // synthetic images carry no build info
+	if _, err := b.TypeNames(); err == nil || !strings.Contains(err.Error(), future) {
+		t.Errorf("TypeNames: %v; want an error naming %s", err, future)
+	}
 }

@@ -18,28 +18,63 @@ import (
 	"github.com/originagent/originagent/internal/e2eservices"
 	"github.com/originagent/originagent/internal/origin"
 	"github.com/originagent/originagent/internal/probes/discover"
+	"github.com/originagent/originagent/internal/testbuild"
 	"github.com/originagent/originagent/internal/testutil"
 )
 
 // variant is a test target: one of testdata/services built one way.
 type variant struct {
-	name  string
-	svc   e2eservices.Name
-	flags []string
+	name      string
+	svc       e2eservices.Name
+	flags     []string
+	toolchain string // Go version to build with; "" for the local one
 }
 
+// hardFlags make the most demanding build: stripped, position-independent,
+// externally linked, trimmed paths.
+var hardFlags = []string{"-buildmode=pie", "-trimpath", "-ldflags=-linkmode=external -s -w"}
+
 var variants = []variant{
-	{"v2-default", e2eservices.NetHTTPV2, nil},
-	{"v2-stripped-pie", e2eservices.NetHTTPV2, []string{"-buildmode=pie", "-ldflags=-s -w"}},
-	{"v1.73-default", e2eservices.NetHTTPV1, nil},
-	{"v1.73-stripped-pie", e2eservices.NetHTTPV1, []string{"-buildmode=pie", "-ldflags=-s -w"}},
+	{"v2-default", e2eservices.NetHTTPV2, nil, ""},
+	{"v2-stripped-pie", e2eservices.NetHTTPV2, []string{"-buildmode=pie", "-ldflags=-s -w"}, ""},
+	{"v1.73-default", e2eservices.NetHTTPV1, nil, ""},
+	{"v1.73-stripped-pie", e2eservices.NetHTTPV1, []string{"-buildmode=pie", "-ldflags=-s -w"}, ""},
+	// The newest Go release: the v2 service plain and in the hardest
+	// build, the v1 service in the hardest build only.
+	{"go1.27-v2-default", e2eservices.NetHTTPV2, nil, testutil.NewestGo},
+	{"go1.27-v2-stripped-pie-trimpath-external", e2eservices.NetHTTPV2, hardFlags, testutil.NewestGo},
+	{"go1.27-v1.73-stripped-pie-trimpath-external", e2eservices.NetHTTPV1, hardFlags, testutil.NewestGo},
+}
+
+// targetBinary returns the path of v's binary, built once per test run
+// (internal/testbuild) and shared by every test that runs it.
+func targetBinary(v variant) (string, error) {
+	spec, err := e2eservices.Spec(v.svc, v.toolchain, v.flags...)
+	if err != nil {
+		return "", err
+	}
+	return testbuild.Path(spec)
+}
+
+// prebuildTargets builds vs ahead of the tests that run them one after the
+// other, as many at once as testbuild allows; errors surface in
+// startTarget.
+func prebuildTargets(vs []variant) {
+	var wg sync.WaitGroup
+	for _, v := range vs {
+		wg.Go(func() { _, _ = targetBinary(v) })
+	}
+	wg.Wait()
 }
 
 // startTarget builds v and runs it with its tracer sending to a fake Agent
 // (these tests look at the probes; the proxy's tests look at payloads).
 func startTarget(t testing.TB, v variant) *e2eservices.Service {
 	t.Helper()
-	bin := e2eservices.Build(t, v.svc, v.flags...)
+	bin, err := targetBinary(v)
+	if err != nil {
+		t.Fatalf("build %s: %v", v.name, err)
+	}
 	agent := e2eservices.NewAgent(t)
 	return e2eservices.Start(t, bin, "DD_TRACE_AGENT_URL="+agent.URL, "DD_SERVICE=e2e-"+v.name,
 		"DD_CODE_ORIGIN_FOR_SPANS_ENABLED=true", "DD_INSTRUMENTATION_TELEMETRY_ENABLED=false")
@@ -138,6 +173,7 @@ func processOf(pid int) *discover.Process {
 // under the span the tracer reports.
 func TestEndToEnd(t *testing.T) {
 	testutil.RequireRoot(t)
+	prebuildTargets(variants)
 	for _, v := range variants {
 		t.Run(v.name, func(t *testing.T) {
 			svc := startTarget(t, v)
@@ -168,7 +204,7 @@ func TestEndToEnd(t *testing.T) {
 						t.Errorf("%s: trace id %s, want %s", route, got, tr.TraceID)
 					}
 					f := rec0.Frames[0]
-					if tr.Function != r.Function {
+					if !r.Names(tr.Function) {
 						t.Errorf("%s: service reports %s, routes table says %s", route, tr.Function, r.Function)
 					}
 					if f.Function != tr.Function || f.File != tr.File || f.StartLine != tr.Line {
@@ -375,7 +411,10 @@ func kernelObjectFDs(t testing.TB) []string {
 // all released.
 func TestSharedBinaryAndNoLeaks(t *testing.T) {
 	testutil.RequireRoot(t)
-	bin := e2eservices.Build(t, e2eservices.NetHTTPV2)
+	bin, err := targetBinary(variants[0])
+	if err != nil {
+		t.Fatal(err)
+	}
 	agent := e2eservices.NewAgent(t)
 	env := []string{"DD_TRACE_AGENT_URL=" + agent.URL, "DD_INSTRUMENTATION_TELEMETRY_ENABLED=false"}
 	a := e2eservices.Start(t, bin, env...)

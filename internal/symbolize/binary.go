@@ -2,6 +2,8 @@ package symbolize
 
 import (
 	"bytes"
+	"cmp"
+	"errors"
 	"fmt"
 	"iter"
 	"os"
@@ -208,7 +210,15 @@ func newBinary(path string, data []byte, opts Options) (*Binary, error) {
 	}
 	b.info.PclntabSize = len(pcln)
 	b.info.Funcs = tab.nfunc
-	if md, ok := im.findModuledata(tab, sect.Addr); ok {
+	md, mdErr := im.findModuledata(tab, sect.Addr)
+	if errors.Is(mdErr, ErrUnsupported) {
+		// Without gofunc the inline tree and wrapper targets are out of
+		// reach: lookups would return wrong frames rather than none.
+		var bi BuildInfo
+		im.readBuildInfo(&bi)
+		return nil, fmt.Errorf("%s binary: %w", cmp.Or(bi.GoVersion, "unknown Go version"), mdErr)
+	}
+	if mdErr == nil {
 		b.text, b.info.TextSource = md.text, "moduledata"
 		b.gofunc = im.rest(md.gofunc)
 		nb := (md.maxpc - md.minpc + funcTabBucketSize - 1) / funcTabBucketSize

@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/originagent/originagent/internal/testutil"
 )
 
 // sourceLine returns the 1-based line of the first line of file that starts
@@ -33,7 +35,15 @@ func sourceLine(t *testing.T, file, prefix string) int {
 // TestCorpusOrigins checks the tag fields of the handler shapes of the
 // corpus on the stripped, PIE, externally linked build.
 func TestCorpusOrigins(t *testing.T) {
-	b, err := Open(corpusBinary(t, variants[len(variants)-1]), Options{})
+	// The newest Go's default build: its paths are absolute like the
+	// source lines this test reads.
+	for _, v := range []variant{hardest, newestDefault} {
+		t.Run(v.name, func(t *testing.T) { testCorpusOrigins(t, v) })
+	}
+}
+
+func testCorpusOrigins(t *testing.T, v variant) {
+	b, err := Open(corpusBinary(t, v), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,6 +51,12 @@ func TestCorpusOrigins(t *testing.T) {
 	apiGo := filepath.Join(src, "api", "api.go")
 	mainGo := filepath.Join(src, "main.go")
 	handlersGo := filepath.Join(src, "..", "handlers", "handlers.go")
+	// Go 1.26 inlines newCounter into Counters, which names the closure
+	// after both; Go 1.27 does not inline it.
+	closure := "github.com/acme/shop/api.Counters.newCounter.func1"
+	if _, ok := b.Func(closure); !ok && v.toolchain == testutil.NewestGo {
+		closure = "github.com/acme/shop/api.newCounter.func1"
+	}
 	tests := []struct {
 		symbol         string // function whose entry is looked up
 		function, file string
@@ -61,7 +77,7 @@ func TestCorpusOrigins(t *testing.T) {
 			sourceLine(t, apiGo, "func Routes("), "github.com/acme/shop/api", "Routes", true, false},
 		// A closure made by newCounter inlined into Counters is a closure
 		// of newCounter.
-		{"github.com/acme/shop/api.Counters.newCounter.func1", "github.com/acme/shop/api.Counters.newCounter.func1", apiGo,
+		{closure, closure, apiGo,
 			sourceLine(t, apiGo, "return func(s string) string {"), "github.com/acme/shop/api", "newCounter.func1", true, false},
 		// The method value of a generic method inlined into its wrapper
 		// resolves to the method, as non-generic ones do (issue 11).
@@ -72,8 +88,8 @@ func TestCorpusOrigins(t *testing.T) {
 			sourceLine(t, handlersGo, "func Hello("), "github.com/acme/handlers", "Hello", true, false},
 		{"main.exercise", "main.exercise", mainGo,
 			sourceLine(t, mainGo, "func exercise("), "main", "exercise", true, false},
-		{"fmt.Sprint", "fmt.Sprint", filepath.Join(goroot(t), "src/fmt/print.go"),
-			sourceLine(t, filepath.Join(goroot(t), "src/fmt/print.go"), "func Sprint("), "fmt", "Sprint", false, false},
+		{"fmt.Sprint", "fmt.Sprint", filepath.Join(goroot(t, v), "src/fmt/print.go"),
+			sourceLine(t, filepath.Join(goroot(t, v), "src/fmt/print.go"), "func Sprint("), "fmt", "Sprint", false, false},
 	}
 	for _, tt := range tests {
 		fi, ok := b.Func(tt.symbol)
@@ -116,8 +132,11 @@ func TestCorpusOrigins(t *testing.T) {
 	}
 }
 
-func goroot(t *testing.T) string {
-	out, err := exec.Command("go", "env", "GOROOT").Output()
+// goroot returns the GOROOT of the toolchain that builds v.
+func goroot(t *testing.T, v variant) string {
+	cmd := exec.Command(testutil.GoTool(t, v.toolchain), "env", "GOROOT")
+	cmd.Env = testutil.GoToolEnv()
+	out, err := cmd.Output()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,9 +153,20 @@ func TestTextStart(t *testing.T) {
 		}
 		_, pcln, _ := b.im.section(".gopclntab")
 		s := b.im.f.Section(".gopclntab")
-		md, ok := b.im.scanModuledata(b.tab, s.Addr)
+		md, ok := b.im.scanModuledata(b.tab, s.Addr, func(a uint64) (moduledata, bool) {
+			md, _, ok := b.im.moduledataAt(b.tab, s.Addr, a)
+			return md, ok
+		})
 		if !ok || md.text != b.text || len(b.gofunc) == 0 || len(b.im.rest(md.gofunc)) != len(b.gofunc) {
 			t.Errorf("%s: moduledata scan = %+v, %t; want text %#x and the same gofunc", v.name, md, ok, b.text)
+		}
+		// The layout is told apart by the data alone; it must be the one
+		// of the toolchain that built the binary.
+		if want := map[bool]string{true: "go1.27", false: "go1.20"}[v.toolchain == testutil.NewestGo]; md.layout != want {
+			t.Errorf("%s (%s): moduledata layout %s, want %s", v.name, b.info.GoVersion, md.layout, want)
+		}
+		if sym, ok := b.im.symbol("go:func.*"); ok && sym != md.gofunc {
+			t.Errorf("%s: go:func.* at %#x, moduledata gofunc %#x", v.name, sym, md.gofunc)
 		}
 		if sym, ok := b.im.symbol("runtime.text"); ok && sym != b.text {
 			t.Errorf("%s: runtime.text %#x, moduledata text %#x", v.name, sym, b.text)
@@ -300,7 +330,7 @@ func TestTruncatedWhileMapped(t *testing.T) {
 // TestFindBucket checks the runtime's bucket index against binary search
 // at every 3rd byte of text.
 func TestFindBucket(t *testing.T) {
-	for _, v := range []variant{variants[0], variants[len(variants)-1]} {
+	for _, v := range []variant{variants[0], hardest} {
 		b, err := Open(corpusBinary(t, v), Options{})
 		if err != nil {
 			t.Fatal(err)
@@ -329,7 +359,7 @@ func TestFindBucket(t *testing.T) {
 // TestWrapInfo checks that wrappers carrying FUNCDATA_WrapInfo resolve
 // through it to a function whose name the wrapper's name implies.
 func TestWrapInfo(t *testing.T) {
-	b, err := Open(corpusBinary(t, variants[len(variants)-1]), Options{})
+	b, err := Open(corpusBinary(t, hardest), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -455,4 +485,30 @@ func TestCorpusInlinedClosures(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestUnknownModuledataLayout breaks the newest Go's moduledata so that no
+// known layout fits it, as a future Go's might not: Open must refuse the
+// binary naming its Go version, not answer without inline frames.
+func TestUnknownModuledataLayout(t *testing.T) {
+	good, err := os.ReadFile(corpusBinary(t, newestDefault))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b0, err := NewBinary("good", good, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := b0.im.f.Section(".go.module")
+	if md == nil {
+		t.Fatal("no .go.module section")
+	}
+	c := append([]byte(nil), good...)
+	// Go 1.27's etypes (word 39) below types: no layout fits any more.
+	clear(c[md.Offset+39*8 : md.Offset+40*8])
+	_, err = NewBinary("future", c, Options{})
+	if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), testutil.NewestGo) {
+		t.Fatalf("NewBinary = %v; want ErrUnsupported naming %s", err, testutil.NewestGo)
+	}
+	t.Log(err)
 }

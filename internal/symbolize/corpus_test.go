@@ -2,6 +2,7 @@ package symbolize
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,22 +11,28 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/originagent/originagent/internal/testutil"
 )
 
 // The corpus program testdata/symbolize/shop is built by the tests with the
-// local toolchain in every variant people ship, and run with -truth: it
-// answers addresses of its own binary with runtime.CallersFrames, the
-// ground truth these tests compare Lookup against.
+// local toolchain in every variant people ship, and with the newest Go
+// release (testutil.NewestGo) in the plainest and the most demanding
+// variants, and run with -truth: it answers addresses of its own binary
+// with runtime.CallersFrames, the ground truth these tests compare Lookup
+// against.
 
 // variant is one way to build the corpus program.
 type variant struct {
-	name  string
-	args  []string // go build flags
-	strip bool     // run GNU strip on the result
-	cgo   bool     // needs gcc
+	name      string
+	args      []string // go build flags
+	strip     bool     // run GNU strip on the result
+	cgo       bool     // needs gcc
+	toolchain string   // Go version to build with; "" for the local one
 }
 
 var variants = []variant{
@@ -36,7 +43,16 @@ var variants = []variant{
 	{name: "external", args: []string{"-ldflags=-linkmode=external"}, cgo: true},
 	{name: "strip", strip: true},
 	{name: "pie-external-sw", args: []string{"-buildmode=pie", "-ldflags=-linkmode=external -s -w"}, cgo: true},
+	// The newest release: its plainest build and its hardest one (every
+	// other variant combined), rather than every variant again.
+	{name: "go1.27-default", toolchain: testutil.NewestGo},
+	{name: "go1.27-pie-external-sw-trimpath-strip", args: []string{"-buildmode=pie", "-trimpath", "-ldflags=-linkmode=external -s -w"},
+		strip: true, cgo: true, toolchain: testutil.NewestGo},
 }
+
+// hardest is the most demanding variant of the local toolchain;
+// newestDefault the plainest build of the newest Go.
+var hardest, newestDefault = variants[6], variants[7]
 
 // corpusDir is where TestMain builds the corpus; removed when tests end.
 var (
@@ -61,6 +77,15 @@ func TestMain(m *testing.M) {
 // corpusBinary builds (once) and returns the path of the corpus in variant v.
 func corpusBinary(t testing.TB, v variant) string {
 	t.Helper()
+	if err := buildOnce(v); err != nil {
+		t.Fatalf("build corpus %s: %v", v.name, err)
+	}
+	return filepath.Join(corpusDir, "shop-"+v.name)
+}
+
+// buildOnce builds variant v the first time it is asked for and returns
+// the error of that build every time. Different variants build in parallel.
+func buildOnce(v variant) error {
 	corpusMu.Lock()
 	once, ok := corpusOnce[v.name]
 	if !ok {
@@ -68,27 +93,44 @@ func corpusBinary(t testing.TB, v variant) string {
 		corpusOnce[v.name] = once
 	}
 	corpusMu.Unlock()
-	out := filepath.Join(corpusDir, "shop-"+v.name)
 	once.Do(func() {
+		goTool, err := testutil.GoToolPath(v.toolchain)
+		if err == nil {
+			err = buildCorpus(goTool, v, filepath.Join(corpusDir, "shop-"+v.name))
+		}
 		corpusMu.Lock()
-		defer corpusMu.Unlock()
-		corpusErr[v.name] = buildCorpus(v, out)
+		corpusErr[v.name] = err
+		corpusMu.Unlock()
 	})
 	corpusMu.Lock()
-	err := corpusErr[v.name]
-	corpusMu.Unlock()
-	if err != nil {
-		t.Fatalf("build corpus %s: %v", v.name, err)
-	}
-	return out
+	defer corpusMu.Unlock()
+	return corpusErr[v.name]
 }
 
-func buildCorpus(v variant, out string) error {
+// prebuild builds the variants two at a time (the machine's cores), ahead
+// of the tests that use them one after the other; corpusBinary reports
+// the errors.
+func prebuild(vs []variant) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 2)
+	for _, v := range vs {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			_ = buildOnce(v)
+		})
+	}
+	wg.Wait()
+}
+
+func buildCorpus(goTool string, v variant, out string) error {
 	src, err := filepath.Abs("../../testdata/symbolize/shop")
 	if err != nil {
 		return err
 	}
-	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if goTool == "go" {
+		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
 	args := append([]string{"build", "-o", out}, v.args...)
 	cmd := exec.Command(goTool, append(args, ".")...)
 	cmd.Dir = src
@@ -249,10 +291,15 @@ func TestCorpusAgainstRuntime(t *testing.T) {
 	if _, err := exec.LookPath("gcc"); err != nil {
 		t.Fatalf("gcc is needed for the external-link variants: %v", err)
 	}
+	var run []variant
 	for _, v := range variants {
 		if testing.Short() && v.name != "default" && v.name != "pie-external-sw" {
 			continue // -short: the plainest build and the hardest one
 		}
+		run = append(run, v)
+	}
+	prebuild(run)
+	for _, v := range run {
 		t.Run(v.name, func(t *testing.T) {
 			path := corpusBinary(t, v)
 			b, err := Open(path, Options{})
@@ -269,6 +316,9 @@ func checkCorpus(t *testing.T, v variant, b *Binary, path string) {
 	if info.Main.Path != "github.com/acme/shop" {
 		t.Errorf("main module %q", info.Main.Path)
 	}
+	if want := cmp.Or(v.toolchain, runtime.Version()); info.GoVersion != want {
+		t.Errorf("Go version %q, want %q", info.GoVersion, want)
+	}
 	wantStripped := v.strip || strings.Contains(strings.Join(v.args, " "), "-s -w")
 	if info.Stripped != wantStripped || info.DWARF == wantStripped {
 		t.Errorf("stripped %t, DWARF %t; want stripped %t", info.Stripped, info.DWARF, wantStripped)
@@ -279,7 +329,7 @@ func checkCorpus(t *testing.T, v variant, b *Binary, path string) {
 	if want := strings.Contains(v.name, "external"); info.ExternalLink != want {
 		t.Errorf("external link %t, want %t", info.ExternalLink, want)
 	}
-	if info.TrimPath != (v.name == "trimpath") {
+	if info.TrimPath != slices.Contains(v.args, "-trimpath") {
 		t.Errorf("trimpath %t", info.TrimPath)
 	}
 	if info.TextSource != "moduledata" {

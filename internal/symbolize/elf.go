@@ -6,6 +6,7 @@ import (
 	"debug/elf"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"strings"
@@ -147,28 +148,73 @@ type moduledata struct {
 	text, minpc, maxpc uint64
 	findfunctab        uint64
 	gofunc             uint64
+	layout             string // name of the mdLayout that fit
 }
+
+// mdLayout gives the word indexes of the runtime.moduledata fields past
+// text that tell layouts apart (runtime/symtab.go; the linker writes them
+// in cmd/link/internal/ld/symtab.go). Everything up to text (word 22) is
+// the same in Go 1.18 to 1.27.
+type mdLayout struct {
+	name                 string
+	types, etypes        int
+	typedesclen          int // Go 1.27+: end of the typelink descriptors, from types; 0 if absent
+	itaboffset, itabsize int // Go 1.27+: the itabs, from types; 0 if absent
+	rodata, gofunc       int
+}
+
+// mdLayouts are tried in order; a layout fits when the words it names are
+// consistent (see moduledataAt), and no two layouts fit the same data.
+var mdLayouts = []mdLayout{
+	// Go 1.27 inserted typedesclen after types and itaboffset/itabsize
+	// after etypes, and dropped the typelinks and itablinks slices (which
+	// lie past gofunc, so they do not move the fields read here).
+	{name: "go1.27", types: 37, typedesclen: 38, etypes: 39, itaboffset: 40, itabsize: 41, rodata: 42, gofunc: 43},
+	// Go 1.20 inserted covctrs/ecovctrs before end.
+	{name: "go1.20", types: 37, etypes: 38, rodata: 39, gofunc: 40},
+	// Go 1.18 added rodata and gofunc.
+	{name: "go1.18", types: 35, etypes: 36, rodata: 37, gofunc: 38},
+}
+
+// newestLayoutMinor is the newest Go 1.x release whose moduledata layout
+// this package knows.
+const newestLayoutMinor = 27
 
 // findModuledata locates runtime.firstmoduledata: the .go.module section of
 // Go 1.26+, else the runtime.firstmoduledata symbol, else a scan of the
 // writable data for the pointer to the pclntab that starts the structure.
-// A candidate counts only when its funcnametab pointer matches the header.
-func (im *image) findModuledata(t *pclntab, pclnAddr uint64) (moduledata, bool) {
+// A candidate counts only when its funcnametab pointer matches the header
+// and one of the known layouts fits it. It fails when a candidate was found
+// but no layout fits: a binary of a newer Go than this package knows.
+func (im *image) findModuledata(t *pclntab, pclnAddr uint64) (moduledata, error) {
+	var found bool // a candidate whose header pointers matched
+	try := func(addr uint64) (moduledata, bool) {
+		md, hdr, ok := im.moduledataAt(t, pclnAddr, addr)
+		found = found || hdr
+		return md, ok
+	}
 	if s, _, ok := im.section(".go.module"); ok {
-		if md, ok := im.moduledataAt(t, pclnAddr, s.Addr); ok {
-			return md, true
+		if md, ok := try(s.Addr); ok {
+			return md, nil
 		}
 	}
 	if a, ok := im.symbol("runtime.firstmoduledata"); ok {
-		if md, ok := im.moduledataAt(t, pclnAddr, a); ok {
-			return md, true
+		if md, ok := try(a); ok {
+			return md, nil
 		}
 	}
-	return im.scanModuledata(t, pclnAddr)
+	if md, ok := im.scanModuledata(t, pclnAddr, try); ok {
+		return md, nil
+	}
+	if found {
+		return moduledata{}, fmt.Errorf("runtime.moduledata fits no layout of Go 1.18-1.%d (a newer Go, or corrupt): %w", newestLayoutMinor, ErrUnsupported)
+	}
+	return moduledata{}, errors.New("runtime.moduledata not found")
 }
 
-// scanModuledata searches the writable PROGBITS sections for moduledata.
-func (im *image) scanModuledata(t *pclntab, pclnAddr uint64) (moduledata, bool) {
+// scanModuledata searches the writable PROGBITS sections for moduledata,
+// trying each word that points at the pclntab.
+func (im *image) scanModuledata(t *pclntab, pclnAddr uint64, try func(uint64) (moduledata, bool)) (moduledata, bool) {
 	ps := uint64(t.ptrSize)
 	for _, s := range im.f.Sections {
 		if s.Type != elf.SHT_PROGBITS || s.Flags&elf.SHF_ALLOC == 0 || s.Flags&elf.SHF_WRITE == 0 {
@@ -188,7 +234,7 @@ func (im *image) scanModuledata(t *pclntab, pclnAddr uint64) (moduledata, bool) 
 			if w != pclnAddr {
 				continue
 			}
-			if md, ok := im.moduledataAt(t, pclnAddr, s.Addr+p); ok {
+			if md, ok := try(s.Addr + p); ok {
 				return md, true
 			}
 		}
@@ -196,8 +242,9 @@ func (im *image) scanModuledata(t *pclntab, pclnAddr uint64) (moduledata, bool) 
 	return moduledata{}, false
 }
 
-// moduledataAt validates and decodes a moduledata candidate at addr.
-func (im *image) moduledataAt(t *pclntab, pclnAddr, addr uint64) (moduledata, bool) {
+// moduledataAt decodes a moduledata candidate at addr. hdr reports that its
+// pclntab and funcnametab pointers match the pclntab; ok that a layout fits.
+func (im *image) moduledataAt(t *pclntab, pclnAddr, addr uint64) (md moduledata, hdr, ok bool) {
 	ps := t.ptrSize
 	w := func(i int) uint64 {
 		v, _ := im.word(addr+uint64(i*ps), ps)
@@ -205,19 +252,40 @@ func (im *image) moduledataAt(t *pclntab, pclnAddr, addr uint64) (moduledata, bo
 	}
 	funcnameOff := uint64(len(t.data) - len(t.funcnametab))
 	if w(0) != pclnAddr || w(1) != pclnAddr+funcnameOff {
-		return moduledata{}, false
+		return moduledata{}, false, false
 	}
 	// Word indexes: pcHeader 0, six slices 1-18, findfunctab 19, minpc 20,
-	// maxpc 21, text 22, ... types 37 (35 before Go 1.20 added covctrs),
-	// etypes, rodata, gofunc.
-	md := moduledata{text: w(22), findfunctab: w(19), minpc: w(20), maxpc: w(21), gofunc: w(40)}
-	if t.go118 {
-		md.gofunc = w(38)
+	// maxpc 21, text 22; the rest depends on the layout.
+	md = moduledata{text: w(22), findfunctab: w(19), minpc: w(20), maxpc: w(21)}
+	if md.text == 0 || md.minpc < md.text || md.maxpc <= md.minpc {
+		return moduledata{}, true, false
 	}
-	if md.text == 0 || w(20) < md.text || w(21) <= w(20) {
-		return moduledata{}, false
+	for _, l := range mdLayouts {
+		// The Go 1.18 pclntab magic goes with the Go 1.18 layout only.
+		if t.go118 != (l.name == "go1.18") {
+			continue
+		}
+		types, etypes, rodata := w(l.types), w(l.etypes), w(l.rodata)
+		// rodata starts the read-only data, which holds the type
+		// descriptors (in their own section from Go 1.27 on), so it is
+		// at or before types.
+		if types == 0 || etypes < types || etypes-types > 1<<31 || rodata == 0 || rodata > types {
+			continue
+		}
+		if l.typedesclen != 0 {
+			n, off, size := w(l.typedesclen), w(l.itaboffset), w(l.itabsize)
+			if n > etypes-types || off > etypes-types || size > etypes-types-off || off < n {
+				continue
+			}
+		}
+		gofunc := w(l.gofunc)
+		if _, ok := im.read(gofunc, 1); !ok {
+			continue
+		}
+		md.gofunc, md.layout = gofunc, l.name
+		return md, true, true
 	}
-	return md, true
+	return moduledata{}, true, false
 }
 
 // goBuildID returns the Go build ID from the .note.go.buildid section.

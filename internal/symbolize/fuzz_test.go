@@ -64,6 +64,7 @@ func FuzzPclntab(f *testing.F) {
 	f.Add(uint32(pcln.Size/2), []byte("\xff\xff\xff\xff\x80\x80\x80\x80"))
 	f.Add(uint32(19*8*2+1), []byte("\x00\x00\x00\x00\x00\x00\x00\x00")) // findfunctab
 	f.Add(uint32(40*8*2+1), []byte("\xff\xff\xff\xff"))                 // gofunc
+	f.Add(uint32(38*8*2+1), []byte("\x08\x00\x00\x00\x00\x00\x00\x00")) // etypes, or Go 1.27's typedesclen
 	f.Fuzz(func(t *testing.T, off uint32, patch []byte) {
 		c := append([]byte(nil), good...)
 		sect := pcln

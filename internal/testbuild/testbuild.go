@@ -38,6 +38,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/originagent/originagent/internal/testutil"
 )
 
 // DirEnv is the environment variable naming the shared build directory.
@@ -57,8 +59,13 @@ type Spec struct {
 	// Flags go to `go build` before the package ("-trimpath",
 	// "-ldflags=-s -w", "-buildmode=pie").
 	Flags []string
-	// Env is added to the test's environment (GOTOOLCHAIN=go1.27.3,
-	// CGO_ENABLED=1, GOFLAGS=...).
+	// Toolchain is the Go version to build with (testutil.NewestGo), or ""
+	// for the go command on PATH. Another version is fetched through
+	// GOTOOLCHAIN and the module proxy on first use, then run directly
+	// with GOTOOLCHAIN=local, whatever go.mod asks for.
+	Toolchain string
+	// Env is added to the test's environment (CGO_ENABLED=1,
+	// GOFLAGS=...).
 	Env []string
 	// Name is the output file's base name; the package's last element by
 	// default.
@@ -75,12 +82,16 @@ type Spec struct {
 // before changing, moving or deleting it.
 func Build(t testing.TB, spec Spec) string {
 	t.Helper()
-	path, err := build(spec)
+	path, err := Path(spec)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return path
 }
+
+// Path is Build for callers without a testing.TB (builds started ahead of
+// the tests, in their own goroutines).
+func Path(spec Spec) (string, error) { return build(spec) }
 
 // BuildAll builds specs concurrently (bounded as every build is) and returns
 // their paths in order, for tests that want several variants at once.
@@ -113,7 +124,7 @@ func (s Spec) key() (string, error) {
 		return "", errors.New("testbuild: Spec.Post without a PostName")
 	}
 	h := sha256.New()
-	for _, part := range [][]string{{dir, s.Pkg, s.Name, s.PostName}, s.Flags, s.Env} {
+	for _, part := range [][]string{{dir, s.Pkg, s.Name, s.PostName, s.Toolchain}, s.Flags, s.Env} {
 		fmt.Fprintf(h, "%q\n", part)
 	}
 	return hex.EncodeToString(h.Sum(nil))[:20], nil
@@ -162,12 +173,19 @@ func build(s Spec) (string, error) {
 		return "", err
 	}
 	defer release()
+	goTool, err := testutil.GoToolPath(s.Toolchain)
+	if err != nil {
+		return "", err
+	}
 	args := append(append([]string{"build", "-o", out}, s.Flags...), s.Pkg)
-	cmd := exec.Command("go", args...)
+	cmd := exec.Command(goTool, args...)
 	cmd.Dir = s.Dir
-	cmd.Env = append(os.Environ(), s.Env...)
+	cmd.Env = testutil.GoToolEnv(s.Env...)
+	if s.Toolchain == "" {
+		cmd.Env = append(os.Environ(), s.Env...)
+	}
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go %s (in %s, env %q): %v\n%s", strings.Join(args, " "), s.Dir, s.Env, err, b)
+		return "", fmt.Errorf("%s %s (in %s, env %q): %v\n%s", goTool, strings.Join(args, " "), s.Dir, s.Env, err, b)
 	}
 	if s.Post != nil {
 		if err := s.Post(out); err != nil {
