@@ -312,6 +312,12 @@ func TestDefaults(t *testing.T) {
 			t.Errorf("%s = %q, want %q", name, e.Value, want)
 		}
 	}
+	// GOMEMLIMIT follows the container's memory limit: the Go runtime
+	// collects harder near it, and the intake's buffer budget derives from it.
+	if e, ok := env(c, "GOMEMLIMIT"); !ok || e.ValueFrom == nil || e.ValueFrom.ResourceFieldRef == nil ||
+		e.ValueFrom.ResourceFieldRef.Resource != "limits.memory" || e.ValueFrom.ResourceFieldRef.ContainerName != c.Name {
+		t.Errorf("GOMEMLIMIT %+v, want the resourceFieldRef limits.memory of container %s", e, c.Name)
+	}
 	// $(HOST_IP) expands only when HOST_IP comes first.
 	if i, j := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "HOST_IP" }),
 		slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "ORIGINAGENT_UPSTREAM" }); i < 0 || i > j {
