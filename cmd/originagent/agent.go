@@ -296,20 +296,34 @@ func (a *agent) run(ctx context.Context, ready func()) error {
 	watchDone := make(chan error, 1)
 	go func() { watchDone <- a.watcher.Run(watchCtx, a.engine) }()
 
-	a.admin.SetReady(true, "")
+	a.admin.SetReady(false, "attaching to the processes already running")
 	a.log.Info("originagent running", "version", version, "listen", addrsString(a.proxy.Addrs()),
 		"upstream", a.proxy.Upstream(), "admin", adminLn.Addr().String(), "local_agent", a.local != nil)
-	if ready != nil {
-		ready()
-	}
 
+	// Ready once every opted-in process that was running at start has been
+	// attached or skipped (with its reason logged): a restart's first spans
+	// must not go out untagged because probes were not back yet.
+	scanned := a.watcher.Scanned()
 	var runErr error
-	select {
-	case <-ctx.Done():
-	case runErr = <-errs:
-	case runErr = <-watchDone:
-		if runErr != nil {
-			runErr = fmt.Errorf("process discovery: %w", runErr)
+wait:
+	for {
+		select {
+		case <-scanned:
+			scanned = nil
+			a.admin.SetReady(true, "")
+			a.log.Info("ready", "attached", len(a.engine.Processes()))
+			if ready != nil {
+				ready()
+			}
+		case <-ctx.Done():
+			break wait
+		case runErr = <-errs:
+			break wait
+		case runErr = <-watchDone:
+			if runErr != nil {
+				runErr = fmt.Errorf("process discovery: %w", runErr)
+			}
+			break wait
 		}
 	}
 	a.admin.SetReady(false, "shutting down")
