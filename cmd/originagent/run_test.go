@@ -32,6 +32,7 @@ import (
 func testAgentConfig(upstream string) agentConfig {
 	cfg := loopbackAgentConfig()
 	cfg.proxy.Upstream = upstream
+	cfg.proxy.DrainPeriod = 50 * time.Millisecond // no successor to wait for
 	return cfg
 }
 

@@ -49,6 +49,11 @@ const (
 	// DefaultBufferBudget bounds the bytes of buffered trace payloads when
 	// no memory limit is known (see DefaultBufferBudgetFor).
 	DefaultBufferBudget = 256 << 20
+	// DefaultDrainPeriod is how long a stopping proxy keeps serving, with
+	// every answer closing its connection, before it closes its listeners:
+	// longer than dd-trace-go's 2 s flush interval, so that every busy
+	// tracer sends once and reconnects to the successor.
+	DefaultDrainPeriod = 3 * time.Second
 	// DefaultUpstreamTimeout bounds the wait for the upstream's response
 	// headers; the tracer's own timeout (10 s in dd-trace-go) is usually shorter.
 	DefaultUpstreamTimeout = 30 * time.Second
@@ -86,6 +91,8 @@ type Config struct {
 	BufferBudget int64
 	// UpstreamTimeout bounds the wait for the upstream's response headers.
 	UpstreamTimeout time.Duration
+	// DrainPeriod is how long Drain keeps serving before it shuts down.
+	DrainPeriod time.Duration
 }
 
 // DefaultConfig returns the configuration `originagent run` starts from:
@@ -101,6 +108,7 @@ func DefaultConfig() Config {
 		SlotTimeout:     DefaultSlotTimeout,
 		BodyTimeout:     DefaultBodyTimeout,
 		UpstreamTimeout: DefaultUpstreamTimeout,
+		DrainPeriod:     DefaultDrainPeriod,
 	}
 }
 
@@ -120,6 +128,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.UpstreamTimeout <= 0 {
 		c.UpstreamTimeout = d.UpstreamTimeout
+	}
+	if c.DrainPeriod <= 0 {
+		c.DrainPeriod = d.DrainPeriod
 	}
 	if c.SlotTimeout <= 0 {
 		c.SlotTimeout = d.SlotTimeout

@@ -35,9 +35,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
 
 	"github.com/originagent/originagent/internal/origin"
 )
@@ -64,6 +66,8 @@ type Proxy struct {
 	srv       *http.Server
 	serving   bool
 	done      chan struct{}
+	unixID    socketID    // the Unix socket file bound, see Shutdown
+	draining  atomic.Bool // answers close their connections, see Drain
 
 	stats struct {
 		forwarded, failed, rejected, decodeFailures, spansTagged atomic.Uint64
@@ -206,6 +210,10 @@ func (p *Proxy) Stats() Stats {
 
 // Listen opens the TCP and Unix listeners of the configuration, so that
 // address errors surface before Serve. Serve calls it when needed.
+//
+// Both can be taken over from a running agent (see Drain): the TCP
+// listener sets SO_REUSEPORT, and the Unix socket is bound at a temporary
+// path and renamed over the configured one.
 func (p *Proxy) Listen() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -222,38 +230,92 @@ func (p *Proxy) Listen() error {
 		}
 	}
 	if p.cfg.Listen != "" {
-		l, err := net.Listen("tcp", p.cfg.Listen)
+		l, err := listenReusePort(p.cfg.Listen)
 		if err != nil {
-			return fmt.Errorf("listen on %s: %w", p.cfg.Listen, err)
+			return err
 		}
 		lns = append(lns, l)
 	}
 	if path := p.cfg.ListenUnix; path != "" {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			closeAll()
-			return fmt.Errorf("create socket directory: %w", err)
-		}
-		// A socket left by a previous run would make Listen fail; anything
-		// else at the path is not ours to remove.
-		if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
-			os.Remove(path)
-		}
-		l, err := net.Listen("unix", path)
+		l, id, err := listenUnixReplace(path)
 		if err != nil {
 			closeAll()
-			return fmt.Errorf("listen on unix socket %s: %w", path, err)
+			return err
 		}
-		// Tracers in other containers run as other users; the Agent's own
-		// socket is world-writable for the same reason.
-		if err := os.Chmod(path, 0o722); err != nil {
-			l.Close()
-			closeAll()
-			return fmt.Errorf("chmod %s: %w", path, err)
-		}
+		p.unixID = id
 		lns = append(lns, l)
 	}
 	p.listeners = lns
 	return nil
+}
+
+// listenReusePort listens on addr with SO_REUSEPORT, so that a new agent
+// can bind while the old one drains (both then get new connections).
+func listenReusePort(addr string) (net.Listener, error) {
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+		})
+		return errors.Join(err, serr)
+	}}
+	l, err := lc.Listen(context.Background(), "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return l, nil
+}
+
+// socketID identifies the Unix socket file the proxy bound, so that it
+// removes the path at shutdown only while it is still its own.
+type socketID struct{ dev, ino uint64 }
+
+func statSocket(path string) (socketID, bool) {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return socketID{}, false
+	}
+	return socketID{dev: st.Dev, ino: st.Ino}, true
+}
+
+// listenUnixReplace binds a Unix socket at a temporary path next to path
+// and renames it over path: connections reach the old socket (a previous
+// agent still draining, or a stale file) until the rename and the new one
+// after, with no moment where the path is missing. Anything at path that
+// is not a socket is left alone.
+func listenUnixReplace(path string) (net.Listener, socketID, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, socketID{}, fmt.Errorf("create socket directory: %w", err)
+	}
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket == 0 {
+		return nil, socketID{}, fmt.Errorf("listen on unix socket %s: exists and is not a socket", path)
+	}
+	tmp := fmt.Sprintf("%s.%d.new", path, os.Getpid())
+	os.Remove(tmp) // left by a crash of a process with our PID
+	l, err := net.Listen("unix", tmp)
+	if err != nil {
+		return nil, socketID{}, fmt.Errorf("listen on unix socket %s: %w", tmp, err)
+	}
+	// The path is renamed, and removed only if still ours (see Shutdown).
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	fail := func(err error) (net.Listener, socketID, error) {
+		l.Close()
+		os.Remove(tmp)
+		return nil, socketID{}, err
+	}
+	// Tracers in other containers run as other users; the Agent's own
+	// socket is world-writable for the same reason.
+	if err := os.Chmod(tmp, 0o722); err != nil {
+		return fail(fmt.Errorf("chmod %s: %w", tmp, err))
+	}
+	id, ok := statSocket(tmp)
+	if !ok {
+		return fail(fmt.Errorf("stat %s: not a socket", tmp))
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fail(fmt.Errorf("listen on unix socket %s: %w", path, err))
+	}
+	return l, id, nil
 }
 
 // Addrs returns the addresses the proxy listens on (after Listen).
@@ -342,14 +404,41 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 			l.Close()
 		}
 	}
-	if p.cfg.ListenUnix != "" {
-		os.Remove(p.cfg.ListenUnix)
+	// A successor may have renamed its own socket over the path already.
+	if path := p.cfg.ListenUnix; path != "" {
+		if id, ok := statSocket(path); ok && id == p.unixID {
+			os.Remove(path)
+		}
 	}
 	p.tr.CloseIdleConnections()
 	if err != nil {
 		return fmt.Errorf("shut down trace intake: %w", err)
 	}
 	return nil
+}
+
+// Drain hands the intake over to a successor without losing a payload,
+// then shuts down (see Shutdown). For Config.DrainPeriod it keeps serving, but every
+// answer closes its connection, so that each tracer's keep-alive connection
+// is closed right after a request of its own rather than under a request in
+// flight (a POST is not retried), and the tracer reconnects: to the
+// successor, which owns the socket path (Unix) or shares the port (TCP,
+// SO_REUSEPORT). Then the listeners close, in-flight payloads are answered,
+// and idle connections close. A TCP connection still in the old listener's
+// accept queue at that moment is reset unless net.ipv4.tcp_migrate_req is
+// 1, which moves it to the successor's listener. Without a successor,
+// tracers see refused connections after the period, as after Shutdown.
+func (p *Proxy) Drain(ctx context.Context) error {
+	p.draining.Store(true)
+	t := time.NewTimer(p.cfg.DrainPeriod)
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		t.Stop()
+	case <-p.done:
+		t.Stop()
+	}
+	return p.Shutdown(ctx)
 }
 
 // Trace endpoint versions.
@@ -401,6 +490,9 @@ type reqInfo struct {
 }
 
 func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if p.draining.Load() {
+		w.Header().Set("Connection", "close")
+	}
 	ep, v := endpointOf(r.URL.Path)
 	info := &reqInfo{endpoint: ep}
 	r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, info))
