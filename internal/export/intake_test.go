@@ -287,8 +287,8 @@ func TestBufferBudget(t *testing.T) {
 	if ok.Load() != n || up.whole.Load() != n {
 		t.Errorf("%d payloads answered 200, upstream got %d whole, want %d", ok.Load(), up.whole.Load(), n)
 	}
-	if st.SpansTagged == 0 || st.Unenriched == 0 {
-		t.Errorf("want some payloads tagged and some streamed untagged: %+v", st)
+	if st.Unenriched == 0 {
+		t.Errorf("no payload streamed untagged for lack of budget: %+v", st)
 	}
 	if peakBuf.Load() > budgetBytes+maxPooled {
 		t.Errorf("peak buffered %d bytes, budget %d", peakBuf.Load(), budgetBytes)
@@ -300,6 +300,16 @@ func TestBufferBudget(t *testing.T) {
 	}
 	if st.BufferedBytes != 0 {
 		t.Errorf("%d bytes of the budget still held after every payload was answered", st.BufferedBytes)
+	}
+
+	// With the burst over, the budget is free again: a payload is tagged.
+	px.Put(testRecord(traceIDOf(ts[2]), ts[2][0].SpanID, 2, "List"))
+	before := px.Stats().SpansTagged
+	if status, resp, err := postTraces(t, client, srv.URL, "/v0.4/traces", body); err != nil || status != http.StatusOK {
+		t.Fatalf("payload after the burst: %d %q %v", status, resp, err)
+	}
+	if px.Stats().SpansTagged == before {
+		t.Errorf("payload after the burst not tagged: %+v", px.Stats())
 	}
 
 	// Chunked payloads cannot be streamed with a known length: beyond the
