@@ -4,7 +4,7 @@ CLANG     ?= clang-14
 BIN       := bin/originagent
 GOFLAGS_T ?= -count=1
 
-.PHONY: all build generate check-generate check-tracked vet helm-lint test test-short bench fuzz demo clean
+.PHONY: all build generate check-generate check-tracked vet helm-lint test test-short bench fuzz soak demo clean
 
 all: build
 
@@ -60,6 +60,13 @@ test-short:
 bench:
 	$(GO) test -tags bench -count=1 -run '^Test(ProbeCost|Overhead)Report$$' -v ./internal/probes
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/symbolize ./internal/export
+
+# A bounded soak (about 2 minutes, root): a traced service through the agent
+# with upstream faults (500, slow, down), an agent handover and a target
+# restart; prints spans sent/delivered/tagged per phase and peak RSS.
+# SOAK_PHASE sets each phase's length (default 12s).
+soak:
+	$(GO) test -tags soak -count=1 -run '^TestSoak$$' -v -timeout 15m ./cmd/originagent
 
 # Run every fuzzer for FUZZTIME each (the seed corpora also run in `make test`).
 FUZZTIME ?= 30s

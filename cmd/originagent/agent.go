@@ -248,9 +248,9 @@ func (a *agent) status() admin.Status {
 	return st
 }
 
-// run serves until ctx is done, then shuts down within shutdownTimeout:
-// probes detached first (so no new records), then in-flight payloads
-// forwarded, then the admin server.
+// run serves until ctx is done, then shuts down: the intake drains (see
+// export.Proxy.Drain: DrainPeriod, then in-flight payloads forwarded within
+// shutdownTimeout), then probes detach, then the admin server stops.
 func (a *agent) run(ctx context.Context, ready func()) error {
 	if err := a.proxy.Listen(); err != nil {
 		a.close()
@@ -296,24 +296,49 @@ func (a *agent) run(ctx context.Context, ready func()) error {
 	watchDone := make(chan error, 1)
 	go func() { watchDone <- a.watcher.Run(watchCtx, a.engine) }()
 
-	a.admin.SetReady(true, "")
+	a.admin.SetReady(false, "attaching to the processes already running")
 	a.log.Info("originagent running", "version", version, "listen", addrsString(a.proxy.Addrs()),
 		"upstream", a.proxy.Upstream(), "admin", adminLn.Addr().String(), "local_agent", a.local != nil)
-	if ready != nil {
-		ready()
-	}
 
+	// Ready once every opted-in process that was running at start has been
+	// attached or skipped (with its reason logged): a restart's first spans
+	// must not go out untagged because probes were not back yet.
+	scanned := a.watcher.Scanned()
 	var runErr error
-	select {
-	case <-ctx.Done():
-	case runErr = <-errs:
-	case runErr = <-watchDone:
-		if runErr != nil {
-			runErr = fmt.Errorf("process discovery: %w", runErr)
+wait:
+	for {
+		select {
+		case <-scanned:
+			scanned = nil
+			a.admin.SetReady(true, "")
+			a.log.Info("ready", "attached", len(a.engine.Processes()))
+			if ready != nil {
+				ready()
+			}
+		case <-ctx.Done():
+			break wait
+		case runErr = <-errs:
+			break wait
+		case runErr = <-watchDone:
+			if runErr != nil {
+				runErr = fmt.Errorf("process discovery: %w", runErr)
+			}
+			break wait
 		}
 	}
 	a.admin.SetReady(false, "shutting down")
 	a.log.Info("shutting down")
+	// The intake first, with the probes still attached: payloads during the
+	// drain are still tagged, and a successor agent takes the tracers over.
+	drain := a.cfg.proxy.DrainPeriod
+	if drain <= 0 {
+		drain = export.DefaultDrainPeriod
+	}
+	dctx, cancelDrain := context.WithTimeout(context.Background(), drain+shutdownTimeout)
+	if err := a.proxy.Drain(dctx); err != nil {
+		a.log.Warn("trace intake did not drain", "err", err)
+	}
+	cancelDrain()
 	stopWatch() // the watcher reports Exit for every process: probes detach
 	select {
 	case err := <-watchDone:
@@ -323,7 +348,7 @@ func (a *agent) run(ctx context.Context, ready func()) error {
 	case <-time.After(2 * time.Second):
 		a.log.Warn("process discovery did not stop in time")
 	}
-	cancel() // proxy: graceful shutdown, in-flight payloads forwarded
+	cancel() // the proxy is already shut down; the admin server stops
 	waited := make(chan struct{})
 	go func() { wg.Wait(); close(waited) }()
 	select {
@@ -341,9 +366,10 @@ func (a *agent) run(ctx context.Context, ready func()) error {
 // hand over the records still in the kernel's ring buffer.
 const syncTimeout = 100 * time.Millisecond
 
-// shutdownTimeout keeps SIGTERM-to-exit under the 5 s Kubernetes users
-// expect by default from a well-behaved node agent (terminationGracePeriod
-// is longer, but rollouts are faster this way).
+// shutdownTimeout bounds each shutdown step after the intake's drain
+// period (in-flight payloads, then the other components): SIGTERM-to-exit
+// is the drain period plus well under a second when nothing hangs, far
+// below the chart's terminationGracePeriodSeconds.
 const shutdownTimeout = 4 * time.Second
 
 func (a *agent) close() error {

@@ -57,6 +57,11 @@ func registerAgentFlags(fs *pflag.FlagSet, cfg *agentConfig) {
 	fs.IntVar(&cfg.proxy.StoreSize, "store-size", pc.StoreSize, "records waiting for their spans, at most (default: 10k requests/s for 60 s)")
 	fs.DurationVar(&cfg.proxy.RecordTTL, "record-ttl", pc.RecordTTL, "how long a record waits for its span")
 	fs.Int64Var(&cfg.proxy.MaxBody, "max-body", pc.MaxBody, "largest trace payload accepted, in bytes (the Agent's limit)")
+	fs.DurationVar(&cfg.proxy.BodyTimeout, "body-timeout", pc.BodyTimeout, "time a tracer has to send a trace payload's body; a slower upload gets 408 (the Agent's read timeout)")
+	fs.DurationVar(&cfg.proxy.DrainPeriod, "drain-period", pc.DrainPeriod, "on SIGTERM, how long the intake keeps serving (closing each connection after its answer) before it stops, so that tracers move to a successor agent without losing a payload")
+	fs.IntVar(&cfg.proxy.MaxInFlight, "max-in-flight", pc.MaxInFlight, "trace payloads handled at once")
+	fs.DurationVar(&cfg.proxy.SlotTimeout, "slot-timeout", pc.SlotTimeout, "how long a trace payload waits for one of --max-in-flight slots before 429 (the Agent's decoder timeout)")
+	fs.Int64Var(&cfg.proxy.BufferBudget, "buffer-budget", 0, "bytes of trace payloads buffered at once for enrichment; beyond it payloads are streamed untagged, or refused with 429 when chunked (default: a quarter of GOMEMLIMIT or the cgroup memory limit, else 256 MiB)")
 
 	fs.StringVar(&cfg.selectEnv, "select-env", discover.OptInEnv+"=true", "instrument processes whose environment holds KEY=VALUE (empty: off)")
 	fs.StringSliceVar(&cfg.selectExe, "select-exe", nil, "also instrument processes whose executable path or name matches one of these globs")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -31,6 +32,7 @@ import (
 func testAgentConfig(upstream string) agentConfig {
 	cfg := loopbackAgentConfig()
 	cfg.proxy.Upstream = upstream
+	cfg.proxy.DrainPeriod = 50 * time.Millisecond // no successor to wait for
 	return cfg
 }
 
@@ -287,4 +289,84 @@ func TestRunWithoutPrivileges(t *testing.T) {
 		}
 		t.Logf("%s as nobody: %s", args[0], bytes.TrimSpace(out))
 	}
+}
+
+// TestReadyAfterAttach starts an opted-in service before the agent: the
+// agent's /readyz must not answer 200 before that process is attached, so
+// that a restarted agent's first spans are tagged.
+func TestReadyAfterAttach(t *testing.T) {
+	testutil.RequireRoot(t)
+	upstream := e2eservices.NewAgent(t)
+	bin := e2eservices.Build(t, e2eservices.NetHTTPV2)
+	// A selector of this test only: other tests' services on the machine
+	// must not decide when the agent is ready.
+	optIn := "ORIGINAGENT_READY_TEST=" + strconv.Itoa(os.Getpid())
+	svc := e2eservices.Start(t, bin, "DD_TRACE_AGENT_URL="+upstream.URL, optIn, "DD_INSTRUMENTATION_TELEMETRY_ENABLED=false")
+
+	cfg := testAgentConfig(upstream.URL)
+	cfg.selectEnv = optIn
+	// A known admin address, to poll /readyz from before run listens.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.adminAddr = l.Addr().String()
+	l.Close()
+	adminURL := "http://" + cfg.adminAddr
+	a, err := newAgent(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	attached := func() bool {
+		for _, p := range a.engine.Processes() {
+			if p.PID == svc.PID {
+				return true
+			}
+		}
+		return false
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var atReady bool
+	ready := make(chan struct{})
+	go func() { done <- a.run(ctx, func() { atReady = attached(); close(ready) }) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("agent run: %v", err)
+		}
+	}()
+	// Poll /readyz as a kubelet would, from the moment it answers at all.
+	var firstOK time.Time
+	var notReady int
+	for deadline := time.Now().Add(30 * time.Second); firstOK.IsZero(); {
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz never answered 200")
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("agent stopped: %v", err)
+		default:
+		}
+		resp, err := http.Get(adminURL + "/readyz")
+		if err != nil {
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		resp.Body.Close()
+		switch resp.StatusCode {
+		case http.StatusOK:
+			firstOK = time.Now()
+			if !attached() {
+				t.Errorf("/readyz answered 200 before pid %d was attached", svc.PID)
+			}
+		default:
+			notReady++
+		}
+	}
+	<-ready
+	if !atReady {
+		t.Errorf("ready callback ran before pid %d was attached", svc.PID)
+	}
+	t.Logf("/readyz answered not ready %d times, then 200 with pid %d attached", notReady, svc.PID)
 }

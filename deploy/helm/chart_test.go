@@ -222,6 +222,11 @@ func TestDefaults(t *testing.T) {
 	if pod.HostNetwork {
 		t.Error("hostNetwork is true; the intake needs only a hostPort")
 	}
+	// A hostPort cannot surge: one pod per node holds it.
+	if ru := ds.Spec.UpdateStrategy.RollingUpdate; ds.Spec.UpdateStrategy.Type != appsv1.RollingUpdateDaemonSetStrategyType ||
+		ru == nil || ru.MaxUnavailable == nil || ru.MaxUnavailable.IntValue() != 1 || (ru.MaxSurge != nil && ru.MaxSurge.IntValue() != 0) {
+		t.Errorf("update strategy %+v, want RollingUpdate maxUnavailable 1 without surge", ds.Spec.UpdateStrategy)
+	}
 	if ds.Namespace != "obs" {
 		t.Errorf("namespace %q", ds.Namespace)
 	}
@@ -311,6 +316,12 @@ func TestDefaults(t *testing.T) {
 		if e, _ := env(c, name); e.Value != want {
 			t.Errorf("%s = %q, want %q", name, e.Value, want)
 		}
+	}
+	// GOMEMLIMIT follows the container's memory limit: the Go runtime
+	// collects harder near it, and the intake's buffer budget derives from it.
+	if e, ok := env(c, "GOMEMLIMIT"); !ok || e.ValueFrom == nil || e.ValueFrom.ResourceFieldRef == nil ||
+		e.ValueFrom.ResourceFieldRef.Resource != "limits.memory" || e.ValueFrom.ResourceFieldRef.ContainerName != c.Name {
+		t.Errorf("GOMEMLIMIT %+v, want the resourceFieldRef limits.memory of container %s", e, c.Name)
 	}
 	// $(HOST_IP) expands only when HOST_IP comes first.
 	if i, j := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "HOST_IP" }),
@@ -460,6 +471,13 @@ func TestValues(t *testing.T) {
 				}
 			}
 			checkVolumes(t, &ds.Spec.Template.Spec, c, map[string]string{"/tmp": ""})
+		}},
+		{"socket intake only: surge upgrades", []string{"intake.hostPort=null"}, func(t *testing.T, m *manifests, ds *appsv1.DaemonSet, c *corev1.Container) {
+			ru := ds.Spec.UpdateStrategy.RollingUpdate
+			if ds.Spec.UpdateStrategy.Type != appsv1.RollingUpdateDaemonSetStrategyType || ru == nil ||
+				ru.MaxSurge == nil || ru.MaxSurge.IntValue() != 1 || ru.MaxUnavailable == nil || ru.MaxUnavailable.IntValue() != 0 {
+				t.Errorf("update strategy %+v, want RollingUpdate with maxSurge 1, maxUnavailable 0", ds.Spec.UpdateStrategy)
+			}
 		}},
 		{"scheduling", []string{"tolerations[0].operator=Exists", "nodeSelector.pool=apps", "priorityClassName=system-node-critical"}, func(t *testing.T, m *manifests, ds *appsv1.DaemonSet, c *corev1.Container) {
 			pod := ds.Spec.Template.Spec

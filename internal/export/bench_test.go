@@ -135,7 +135,7 @@ func BenchmarkProxy(b *testing.B) {
 				if bp == nil {
 					bp = new([]byte)
 				}
-				body, err := readBody((*bp)[:0], r.Body, DefaultMaxBody)
+				body, err := io.ReadAll(r.Body)
 				if err != nil {
 					http.Error(w, err.Error(), http.StatusBadRequest)
 					return

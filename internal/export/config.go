@@ -38,6 +38,22 @@ const (
 	// bounds the proxy's memory under a burst (at worst MaxInFlight x 2 x
 	// MaxBody; a typical payload is well under 1 MB): further payloads wait.
 	DefaultMaxInFlight = 32
+	// DefaultBodyTimeout bounds the time a tracer takes to send a trace
+	// payload's body, like the Datadog Agent receiver's 5 s read timeout: a
+	// stalled upload frees its slot and its buffer after that.
+	DefaultBodyTimeout = 5 * time.Second
+	// DefaultSlotTimeout is how long a trace payload waits for one of the
+	// MaxInFlight slots before it is refused with 429, like the Agent's
+	// decoder_timeout (1 s).
+	DefaultSlotTimeout = time.Second
+	// DefaultBufferBudget bounds the bytes of buffered trace payloads when
+	// no memory limit is known (see DefaultBufferBudgetFor).
+	DefaultBufferBudget = 256 << 20
+	// DefaultDrainPeriod is how long a stopping proxy keeps serving, with
+	// every answer closing its connection, before it closes its listeners:
+	// longer than dd-trace-go's 2 s flush interval, so that every busy
+	// tracer sends once and reconnects to the successor.
+	DefaultDrainPeriod = 3 * time.Second
 	// DefaultUpstreamTimeout bounds the wait for the upstream's response
 	// headers; the tracer's own timeout (10 s in dd-trace-go) is usually shorter.
 	DefaultUpstreamTimeout = 30 * time.Second
@@ -59,10 +75,24 @@ type Config struct {
 	RecordTTL time.Duration
 	// MaxBody is the largest trace payload accepted, in bytes.
 	MaxBody int64
-	// MaxInFlight is the number of trace payloads buffered at once.
+	// MaxInFlight is the number of trace payloads handled at once; a
+	// payload that finds them all busy for SlotTimeout is refused (429).
 	MaxInFlight int
+	// SlotTimeout is how long a trace payload waits for a free slot.
+	SlotTimeout time.Duration
+	// BodyTimeout bounds the time to receive a trace payload's body; a
+	// slower upload is answered 408 and nothing of it is delivered.
+	BodyTimeout time.Duration
+	// BufferBudget bounds the bytes held by buffered trace payloads (body
+	// and enriched copy) across all requests. A payload that does not fit
+	// is streamed through unenriched when its length is announced, and
+	// refused (429) otherwise. Zero: DefaultBufferBudgetFor the process's
+	// memory limit.
+	BufferBudget int64
 	// UpstreamTimeout bounds the wait for the upstream's response headers.
 	UpstreamTimeout time.Duration
+	// DrainPeriod is how long Drain keeps serving before it shuts down.
+	DrainPeriod time.Duration
 }
 
 // DefaultConfig returns the configuration `originagent run` starts from:
@@ -75,7 +105,10 @@ func DefaultConfig() Config {
 		RecordTTL:       DefaultRecordTTL,
 		MaxBody:         DefaultMaxBody,
 		MaxInFlight:     DefaultMaxInFlight,
+		SlotTimeout:     DefaultSlotTimeout,
+		BodyTimeout:     DefaultBodyTimeout,
 		UpstreamTimeout: DefaultUpstreamTimeout,
+		DrainPeriod:     DefaultDrainPeriod,
 	}
 }
 
@@ -95,6 +128,18 @@ func (c Config) withDefaults() Config {
 	}
 	if c.UpstreamTimeout <= 0 {
 		c.UpstreamTimeout = d.UpstreamTimeout
+	}
+	if c.DrainPeriod <= 0 {
+		c.DrainPeriod = d.DrainPeriod
+	}
+	if c.SlotTimeout <= 0 {
+		c.SlotTimeout = d.SlotTimeout
+	}
+	if c.BodyTimeout <= 0 {
+		c.BodyTimeout = d.BodyTimeout
+	}
+	if c.BufferBudget <= 0 {
+		c.BufferBudget = DefaultBufferBudgetFor(MemoryLimit())
 	}
 	return c
 }

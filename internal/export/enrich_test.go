@@ -12,7 +12,7 @@ import (
 
 func newTestStore(t testing.TB, size int, ttl time.Duration, now func() time.Time) *store {
 	t.Helper()
-	m, err := newMetrics(nil)
+	m, err := newMetrics(nil, &budget{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,14 +17,16 @@ type metrics struct {
 	recordsMatched   prometheus.Counter
 	recordsUnmatched prometheus.Counter
 	recordsEvicted   prometheus.Counter
+	unenriched       prometheus.Counter
+	bufferBytes      prometheus.GaugeFunc
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, bud *budget) (*metrics, error) {
 	const ns, sub = "originagent", "export"
 	m := &metrics{
 		payloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "payloads_total",
-			Help: "Requests handled by the intake proxy, by endpoint and result (forwarded: the upstream answered; failed: the upstream could not be reached; rejected: refused by the proxy like the Agent would, e.g. too large).",
+			Help: "Requests handled by the intake proxy, by endpoint and result (forwarded: the upstream answered; failed: the upstream could not be reached; rejected: refused by the proxy like the Agent would, e.g. too large; throttled: 429, no free slot or buffer budget; timeout: 408, body slower than the body timeout; truncated: 400, body shorter than announced or failed).",
 		}, []string{"endpoint", "result"}),
 		decodeFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "decode_failures_total",
@@ -63,6 +65,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: ns, Subsystem: sub, Name: "records_evicted_total",
 			Help: "Unmatched records dropped to make room in a full store.",
 		}),
+		unenriched: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "payloads_unenriched_total",
+			Help: "Trace payloads forwarded without tags because the buffer budget had no room for them.",
+		}),
+		bufferBytes: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: ns, Subsystem: sub, Name: "buffer_bytes",
+			Help: "Bytes of trace payload buffers in use (bounded by the buffer budget).",
+		}, func() float64 { return float64(bud.inUse()) }),
 	}
 	if reg == nil {
 		return m, nil
@@ -70,6 +80,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, c := range []prometheus.Collector{
 		m.payloads, m.decodeFailures, m.enrichSeconds, m.spansTagged, m.recordsReceived,
 		m.recordsDropped, m.recordsStored, m.recordsMatched, m.recordsUnmatched, m.recordsEvicted,
+		m.unenriched, m.bufferBytes,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, err

@@ -35,9 +35,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
 
 	"github.com/originagent/originagent/internal/origin"
 )
@@ -53,6 +55,7 @@ type Proxy struct {
 	rp       *httputil.ReverseProxy
 	tr       *http.Transport
 	inflight chan struct{}
+	budget   *budget
 	bufs     freeList[[]byte]
 	states   freeList[encState]
 
@@ -63,9 +66,12 @@ type Proxy struct {
 	srv       *http.Server
 	serving   bool
 	done      chan struct{}
+	unixID    socketID    // the Unix socket file bound, see Shutdown
+	draining  atomic.Bool // answers close their connections, see Drain
 
 	stats struct {
 		forwarded, failed, rejected, decodeFailures, spansTagged atomic.Uint64
+		throttled, timedOut, truncated, unenriched               atomic.Uint64
 		enrichPanics                                             atomic.Uint64 // bugs; the fuzz test requires zero
 	}
 }
@@ -96,7 +102,8 @@ func NewProxy(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Proxy, 
 	if isSelf(up, cfg.Listen, cfg.ListenUnix) {
 		return nil, fmt.Errorf("upstream %s is the proxy's own listen address", up)
 	}
-	m, err := newMetrics(reg)
+	bud := &budget{max: cfg.BufferBudget}
+	m, err := newMetrics(reg, bud)
 	if err != nil {
 		return nil, fmt.Errorf("register export metrics: %w", err)
 	}
@@ -107,6 +114,7 @@ func NewProxy(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Proxy, 
 		m:        m,
 		store:    newStore(cfg.StoreSize, cfg.RecordTTL, m, time.Now),
 		inflight: make(chan struct{}, cfg.MaxInFlight),
+		budget:   bud,
 		done:     make(chan struct{}),
 	}
 	p.tr = &http.Transport{
@@ -175,7 +183,12 @@ type Stats struct {
 	Rejected       uint64 // trace payloads refused like the Agent would (413)
 	DecodeFailures uint64 // trace payloads forwarded unchanged because they could not be walked
 	SpansTagged    uint64
-	RecordsStored  int // records waiting now
+	RecordsStored  int    // records waiting now
+	Throttled      uint64 // trace payloads refused with 429: no free slot or buffer budget
+	TimedOut       uint64 // trace payloads whose body took longer than BodyTimeout (408)
+	Truncated      uint64 // trace payloads whose body ended early or failed (400)
+	Unenriched     uint64 // trace payloads forwarded untagged because the buffer budget was spent
+	BufferedBytes  int64  // bytes of the buffer budget in use now
 }
 
 // Stats returns the proxy's counters.
@@ -187,11 +200,20 @@ func (p *Proxy) Stats() Stats {
 		DecodeFailures: p.stats.decodeFailures.Load(),
 		SpansTagged:    p.stats.spansTagged.Load(),
 		RecordsStored:  p.store.len(),
+		Throttled:      p.stats.throttled.Load(),
+		TimedOut:       p.stats.timedOut.Load(),
+		Truncated:      p.stats.truncated.Load(),
+		Unenriched:     p.stats.unenriched.Load(),
+		BufferedBytes:  p.budget.inUse(),
 	}
 }
 
 // Listen opens the TCP and Unix listeners of the configuration, so that
 // address errors surface before Serve. Serve calls it when needed.
+//
+// Both can be taken over from a running agent (see Drain): the TCP
+// listener sets SO_REUSEPORT, and the Unix socket is bound at a temporary
+// path and renamed over the configured one.
 func (p *Proxy) Listen() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -208,38 +230,92 @@ func (p *Proxy) Listen() error {
 		}
 	}
 	if p.cfg.Listen != "" {
-		l, err := net.Listen("tcp", p.cfg.Listen)
+		l, err := listenReusePort(p.cfg.Listen)
 		if err != nil {
-			return fmt.Errorf("listen on %s: %w", p.cfg.Listen, err)
+			return err
 		}
 		lns = append(lns, l)
 	}
 	if path := p.cfg.ListenUnix; path != "" {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			closeAll()
-			return fmt.Errorf("create socket directory: %w", err)
-		}
-		// A socket left by a previous run would make Listen fail; anything
-		// else at the path is not ours to remove.
-		if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
-			os.Remove(path)
-		}
-		l, err := net.Listen("unix", path)
+		l, id, err := listenUnixReplace(path)
 		if err != nil {
 			closeAll()
-			return fmt.Errorf("listen on unix socket %s: %w", path, err)
+			return err
 		}
-		// Tracers in other containers run as other users; the Agent's own
-		// socket is world-writable for the same reason.
-		if err := os.Chmod(path, 0o722); err != nil {
-			l.Close()
-			closeAll()
-			return fmt.Errorf("chmod %s: %w", path, err)
-		}
+		p.unixID = id
 		lns = append(lns, l)
 	}
 	p.listeners = lns
 	return nil
+}
+
+// listenReusePort listens on addr with SO_REUSEPORT, so that a new agent
+// can bind while the old one drains (both then get new connections).
+func listenReusePort(addr string) (net.Listener, error) {
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+		})
+		return errors.Join(err, serr)
+	}}
+	l, err := lc.Listen(context.Background(), "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return l, nil
+}
+
+// socketID identifies the Unix socket file the proxy bound, so that it
+// removes the path at shutdown only while it is still its own.
+type socketID struct{ dev, ino uint64 }
+
+func statSocket(path string) (socketID, bool) {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return socketID{}, false
+	}
+	return socketID{dev: st.Dev, ino: st.Ino}, true
+}
+
+// listenUnixReplace binds a Unix socket at a temporary path next to path
+// and renames it over path: connections reach the old socket (a previous
+// agent still draining, or a stale file) until the rename and the new one
+// after, with no moment where the path is missing. Anything at path that
+// is not a socket is left alone.
+func listenUnixReplace(path string) (net.Listener, socketID, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, socketID{}, fmt.Errorf("create socket directory: %w", err)
+	}
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket == 0 {
+		return nil, socketID{}, fmt.Errorf("listen on unix socket %s: exists and is not a socket", path)
+	}
+	tmp := fmt.Sprintf("%s.%d.new", path, os.Getpid())
+	os.Remove(tmp) // left by a crash of a process with our PID
+	l, err := net.Listen("unix", tmp)
+	if err != nil {
+		return nil, socketID{}, fmt.Errorf("listen on unix socket %s: %w", tmp, err)
+	}
+	// The path is renamed, and removed only if still ours (see Shutdown).
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	fail := func(err error) (net.Listener, socketID, error) {
+		l.Close()
+		os.Remove(tmp)
+		return nil, socketID{}, err
+	}
+	// Tracers in other containers run as other users; the Agent's own
+	// socket is world-writable for the same reason.
+	if err := os.Chmod(tmp, 0o722); err != nil {
+		return fail(fmt.Errorf("chmod %s: %w", tmp, err))
+	}
+	id, ok := statSocket(tmp)
+	if !ok {
+		return fail(fmt.Errorf("stat %s: not a socket", tmp))
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fail(fmt.Errorf("listen on unix socket %s: %w", path, err))
+	}
+	return l, id, nil
 }
 
 // Addrs returns the addresses the proxy listens on (after Listen).
@@ -328,14 +404,41 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 			l.Close()
 		}
 	}
-	if p.cfg.ListenUnix != "" {
-		os.Remove(p.cfg.ListenUnix)
+	// A successor may have renamed its own socket over the path already.
+	if path := p.cfg.ListenUnix; path != "" {
+		if id, ok := statSocket(path); ok && id == p.unixID {
+			os.Remove(path)
+		}
 	}
 	p.tr.CloseIdleConnections()
 	if err != nil {
 		return fmt.Errorf("shut down trace intake: %w", err)
 	}
 	return nil
+}
+
+// Drain hands the intake over to a successor without losing a payload,
+// then shuts down (see Shutdown). For Config.DrainPeriod it keeps serving, but every
+// answer closes its connection, so that each tracer's keep-alive connection
+// is closed right after a request of its own rather than under a request in
+// flight (a POST is not retried), and the tracer reconnects: to the
+// successor, which owns the socket path (Unix) or shares the port (TCP,
+// SO_REUSEPORT). Then the listeners close, in-flight payloads are answered,
+// and idle connections close. A TCP connection still in the old listener's
+// accept queue at that moment is reset unless net.ipv4.tcp_migrate_req is
+// 1, which moves it to the successor's listener. Without a successor,
+// tracers see refused connections after the period, as after Shutdown.
+func (p *Proxy) Drain(ctx context.Context) error {
+	p.draining.Store(true)
+	t := time.NewTimer(p.cfg.DrainPeriod)
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		t.Stop()
+	case <-p.done:
+		t.Stop()
+	}
+	return p.Shutdown(ctx)
 }
 
 // Trace endpoint versions.
@@ -381,9 +484,15 @@ type reqInfo struct {
 	// body and its buffer may be reused. After an error the transport's
 	// writer may still hold it, so it is left to the garbage collector.
 	answered bool
+	// body is the tracer's payload as it streams through (nil when
+	// buffered or not a trace payload).
+	body *bodyReader
 }
 
 func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if p.draining.Load() {
+		w.Header().Set("Connection", "close")
+	}
 	ep, v := endpointOf(r.URL.Path)
 	info := &reqInfo{endpoint: ep}
 	r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, info))
@@ -394,64 +503,115 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	p.serveTraces(w, r, info, v)
 }
 
-// serveTraces buffers a trace payload, enriches it and forwards it.
+// serveTraces forwards a trace payload: streamed when no record waits (or
+// the buffer budget is spent), else buffered and enriched. Every way out
+// answers the tracer with a status, and only the upstream's 2xx for a
+// payload received whole: net/http would answer 200 for a handler that
+// writes nothing.
 func (p *Proxy) serveTraces(w http.ResponseWriter, r *http.Request, info *reqInfo, v version) {
 	ep := info.endpoint
-	// Bounds the bodies held at once; further tracers wait here.
-	select {
-	case p.inflight <- struct{}{}:
-		defer func() { <-p.inflight }()
-	case <-r.Context().Done():
-		return
-	}
 	if r.ContentLength > p.cfg.MaxBody {
 		p.reject(w, ep)
 		return
 	}
+	// The body must arrive within BodyTimeout of the request, the slot wait
+	// included, like the Agent's read timeout: a stalled upload then frees
+	// its slot and buffer. Not every connection supports deadlines (e.g. a
+	// Handler mounted on an HTTP/2 server); those go without.
+	rc := http.NewResponseController(w)
+	deadline := time.Now().Add(p.cfg.BodyTimeout)
+	hasDeadline := rc.SetReadDeadline(deadline) == nil
+	// Bounds the payloads handled at once; when every slot stays busy for
+	// SlotTimeout, refuse quickly (429) so that tracers keep flowing.
+	select {
+	case p.inflight <- struct{}{}:
+	default:
+		t := time.NewTimer(p.cfg.SlotTimeout)
+		select {
+		case p.inflight <- struct{}{}:
+			t.Stop()
+		case <-t.C:
+			p.refuse(w, ep, "throttled", http.StatusTooManyRequests, "too-many-requests")
+			p.stats.throttled.Add(1)
+			return
+		case <-r.Context().Done():
+			t.Stop()
+			p.refuse(w, ep, "failed", http.StatusRequestTimeout, "client-gone")
+			p.stats.failed.Add(1)
+			return
+		}
+	}
+	defer func() { <-p.inflight }()
+	body := &bodyReader{r: r.Body, want: r.ContentLength, deadline: deadline}
+	if hasDeadline {
+		// Lift the deadline once the body is in: the server's connection
+		// reader must not time out while the upstream answers.
+		body.done = func() { rc.SetReadDeadline(time.Time{}) }
+	}
+	r.Body = body
 	if p.beforeEnrich != nil {
 		p.beforeEnrich()
 	}
-	if p.store.empty() && r.ContentLength >= 0 {
-		// Nothing to tag: stream the payload through like a plain reverse
-		// proxy. Buffering costs CPU (see BenchmarkProxy's buffered path),
-		// and a body of announced length cannot outgrow MaxBody unseen.
+	n := r.ContentLength
+	if n >= 0 && (p.store.empty() || !p.budget.tryAcquire(n)) {
+		// Nothing to tag, or no memory to buffer it: stream the payload
+		// through like a plain reverse proxy. Buffering costs CPU (see
+		// BenchmarkProxy's buffered path), and a body of announced length
+		// cannot outgrow MaxBody unseen.
+		if !p.store.empty() {
+			p.stats.unenriched.Add(1)
+			p.m.unenriched.Inc()
+		}
+		info.body = body
 		p.rp.ServeHTTP(w, r)
 		return
 	}
+	// Buffer: sized from Content-Length (reserved above), or grown within
+	// the budget for a chunked body.
+	held := max(n, 0)
+	defer func() { p.budget.release(held) }()
 	bp := p.bufs.get()
+	if n >= 0 && int64(cap(*bp)) < n {
+		p.bufs.put(bp)
+		b := make([]byte, 0, n)
+		bp = &b
+	}
+	if n >= 0 {
+		// A pooled buffer may be larger than the payload: count all of it.
+		p.budget.force(int64(cap(*bp)) - n)
+		held = int64(cap(*bp))
+	}
 	defer func() { p.putBuf(bp, info) }()
-	body, err := readBody((*bp)[:0], r.Body, p.cfg.MaxBody)
-	*bp = body
-	if errors.Is(err, errTooLarge) {
+	var err error
+	if n >= 0 {
+		*bp = (*bp)[:n]
+		_, err = io.ReadFull(body, *bp)
+	} else {
+		*bp, err = p.readChunked((*bp)[:0], body, &held)
+	}
+	if err == nil {
+		body.finish()
+	}
+	switch {
+	case errors.Is(err, errTooLarge):
 		p.reject(w, ep)
 		return
-	}
-	if err != nil {
-		// The tracer went away or sent a truncated body: answer like the
-		// Agent's decoder (400), nothing reaches the Agent either way.
-		p.m.payloads.WithLabelValues(ep, "rejected").Inc()
-		p.stats.rejected.Add(1)
-		http.Error(w, "unexpected-eof", http.StatusBadRequest)
+	case errors.Is(err, errBudget):
+		p.refuse(w, ep, "throttled", http.StatusTooManyRequests, "too-many-requests")
+		p.stats.throttled.Add(1)
+		return
+	case err != nil:
+		// The tracer went away, stalled or sent a truncated body: answer
+		// like the Agent's decoder, nothing reaches the Agent either way.
+		p.bodyFailed(w, ep, body)
 		return
 	}
-	out := body
+	in := *bp
+	out := in
 	if !p.store.empty() {
-		ob := p.bufs.get()
-		defer func() { p.putBuf(ob, info) }()
-		start := time.Now()
-		enriched, tagged, err := p.enrich(v, (*ob)[:0], body)
-		p.m.enrichSeconds.WithLabelValues(ep).Observe(time.Since(start).Seconds())
-		switch {
-		case err != nil:
-			p.m.decodeFailures.WithLabelValues(ep).Inc()
-			p.stats.decodeFailures.Add(1)
-			p.log.Debug("trace payload forwarded unchanged", "endpoint", ep, "err", err)
-		case enriched != nil:
-			*ob = enriched
-			out = enriched
-			p.m.spansTagged.Add(float64(tagged))
-			p.stats.spansTagged.Add(uint64(tagged))
-		}
+		var done func()
+		out, done = p.enrichBuffered(v, ep, in, info)
+		defer done()
 	}
 	r.Body = io.NopCloser(bytes.NewReader(out))
 	r.ContentLength = int64(len(out))
@@ -459,6 +619,52 @@ func (p *Proxy) serveTraces(w http.ResponseWriter, r *http.Request, info *reqInf
 	r.TransferEncoding = nil
 	r.Header.Set("Content-Length", strconv.Itoa(len(out)))
 	p.rp.ServeHTTP(w, r)
+}
+
+// enrichBuffered returns body with tags added in a buffer of the budget, or
+// body itself when nothing was tagged or the budget has no room for a copy.
+// done releases the copy once it has been forwarded.
+func (p *Proxy) enrichBuffered(v version, ep string, body []byte, info *reqInfo) (out []byte, done func()) {
+	// The copy is at least as long as the body, plus a few hundred bytes
+	// per tagged span: reserve for the common case, count the rest after.
+	held := int64(len(body) + len(body)/8 + 4096)
+	if !p.budget.tryAcquire(held) {
+		p.stats.unenriched.Add(1)
+		p.m.unenriched.Inc()
+		return body, func() {}
+	}
+	ob := p.bufs.get()
+	if int64(cap(*ob)) < held {
+		p.bufs.put(ob)
+		b := make([]byte, 0, held)
+		ob = &b
+	}
+	p.budget.force(int64(cap(*ob)) - held)
+	held = int64(cap(*ob))
+	done = func() {
+		p.budget.release(held)
+		p.putBuf(ob, info)
+	}
+	start := time.Now()
+	enriched, tagged, err := p.enrich(v, (*ob)[:0], body)
+	p.m.enrichSeconds.WithLabelValues(ep).Observe(time.Since(start).Seconds())
+	switch {
+	case err != nil:
+		p.m.decodeFailures.WithLabelValues(ep).Inc()
+		p.stats.decodeFailures.Add(1)
+		p.log.Debug("trace payload forwarded unchanged", "endpoint", ep, "err", err)
+		return body, done
+	case enriched == nil:
+		return body, done
+	}
+	*ob = enriched
+	if c := int64(cap(enriched)); c > held {
+		p.budget.force(c - held)
+		held = c
+	}
+	p.m.spansTagged.Add(float64(tagged))
+	p.stats.spansTagged.Add(uint64(tagged))
+	return enriched, done
 }
 
 // enrich returns body with code origin tags added into dst, or nil when no
@@ -500,16 +706,34 @@ func (p *Proxy) enrich(v version, dst, body []byte) (out []byte, tagged int, err
 	return st.apply(dst, body), st.tagged, nil
 }
 
-var errTooLarge = errors.New("payload-too-large")
+var (
+	errTooLarge = errors.New("payload-too-large")
+	errBudget   = errors.New("buffer budget spent")
+)
 
-// readBody reads r into buf, failing with errTooLarge beyond limit bytes.
-func readBody(buf []byte, r io.Reader, limit int64) ([]byte, error) {
-	lr := io.LimitReader(r, limit+1)
+// readChunked reads a body of unknown length into buf, growing it within
+// the budget (*held is the capacity reserved for buf), failing with
+// errTooLarge beyond MaxBody and errBudget when the budget has no room.
+func (p *Proxy) readChunked(buf []byte, r io.Reader, held *int64) ([]byte, error) {
+	limit := p.cfg.MaxBody
 	for {
 		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
+			if int64(len(buf)) > limit {
+				return buf, errTooLarge
+			}
+			// Never more than one byte past MaxBody: that byte is enough
+			// to tell an oversized payload.
+			c := min(max(2*int64(cap(buf)), 64<<10), limit+1)
+			if !p.budget.tryAcquire(c) {
+				return buf, errBudget
+			}
+			nb := make([]byte, len(buf), c)
+			copy(nb, buf)
+			p.budget.release(*held)
+			*held = c
+			buf = nb
 		}
-		n, err := lr.Read(buf[len(buf):cap(buf)])
+		n, err := r.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
 		if int64(len(buf)) > limit {
 			return buf, errTooLarge
@@ -523,10 +747,106 @@ func readBody(buf []byte, r io.Reader, limit int64) ([]byte, error) {
 	}
 }
 
+// bodyReader follows a trace payload's body as the proxy reads it, to tell
+// a whole payload from a truncated or stalled one, and lifts the read
+// deadline once the body is in. The transport reads it on its own
+// goroutine, hence the lock.
+type bodyReader struct {
+	r        io.ReadCloser
+	want     int64 // Content-Length, -1 when unknown
+	deadline time.Time
+	done     func() // called once, when the body ends or fails
+
+	mu  sync.Mutex
+	n   int64
+	eof bool
+	err error
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.mu.Lock()
+	b.n += int64(n)
+	switch {
+	case err == io.EOF:
+		b.eof = true
+	case err != nil && b.err == nil:
+		b.err = err
+	}
+	// Only a body received whole lifts the deadline: after a failure,
+	// net/http may still try to drain the rest, which must not wait for a
+	// stalled client without one.
+	whole := b.err == nil && (b.eof || (b.want >= 0 && b.n >= b.want))
+	b.mu.Unlock()
+	if whole {
+		b.finish()
+	}
+	return n, err
+}
+
+func (b *bodyReader) Close() error { return b.r.Close() }
+
+// finish lifts the read deadline (once), after the body was received whole.
+func (b *bodyReader) finish() {
+	b.mu.Lock()
+	f := b.done
+	b.done = nil
+	b.mu.Unlock()
+	if f != nil {
+		f()
+	}
+}
+
+// whole reports whether the body was received completely.
+func (b *bodyReader) whole() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.err != nil {
+		return false
+	}
+	if b.want >= 0 {
+		return b.n == b.want
+	}
+	return b.eof
+}
+
+// failed reports whether reading the body failed, and whether it failed by
+// running out of time.
+func (b *bodyReader) failed() (failed, timeout bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.err == nil {
+		return false, false
+	}
+	return true, errors.Is(b.err, os.ErrDeadlineExceeded) || !time.Now().Before(b.deadline)
+}
+
+// bodyFailed answers a payload whose body could not be read whole: 408
+// when it took longer than BodyTimeout, else 400 unexpected-eof (the
+// Agent's answers).
+func (p *Proxy) bodyFailed(w http.ResponseWriter, ep string, b *bodyReader) {
+	if _, timeout := b.failed(); timeout || !time.Now().Before(b.deadline) {
+		p.stats.timedOut.Add(1)
+		p.refuse(w, ep, "timeout", http.StatusRequestTimeout, "timeout")
+		return
+	}
+	p.stats.truncated.Add(1)
+	p.refuse(w, ep, "truncated", http.StatusBadRequest, "unexpected-eof")
+}
+
+// refuse answers a trace payload the proxy did not forward, and closes the
+// connection after: what is left of the body is not worth waiting for.
+func (p *Proxy) refuse(w http.ResponseWriter, ep, result string, status int, msg string) {
+	p.m.payloads.WithLabelValues(ep, result).Inc()
+	w.Header().Set("Connection", "close")
+	http.Error(w, msg, status)
+}
+
 // maxPooled and pooledBufs keep one burst of huge payloads from pinning
-// memory in the free list: at most 32 MB stay allocated.
+// memory in the free list: at most 8 MiB stay allocated outside the buffer
+// budget.
 const (
-	maxPooled  = 4 << 20
+	maxPooled  = 1 << 20
 	pooledBufs = 8
 )
 
@@ -553,8 +873,15 @@ func infoFrom(ctx context.Context) *reqInfo {
 	return &reqInfo{endpoint: "other"}
 }
 
+// errIncomplete turns an upstream's answer to a payload that was not
+// received whole into an error: the tracer must not see 2xx for it.
+var errIncomplete = errors.New("trace payload not received whole")
+
 func (p *Proxy) onResponse(resp *http.Response) error {
 	info := infoFrom(resp.Request.Context())
+	if info.body != nil && !info.body.whole() {
+		return errIncomplete
+	}
 	info.answered = resp.StatusCode/100 == 2
 	p.m.payloads.WithLabelValues(info.endpoint, "forwarded").Inc()
 	p.stats.forwarded.Add(1)
@@ -564,12 +891,28 @@ func (p *Proxy) onResponse(resp *http.Response) error {
 // onError answers when the upstream cannot: 502 Bad Gateway, an error
 // status, so the tracer counts the payload as not sent and retries it as if
 // the Agent were unreachable.
+//
+// A streamed trace payload whose body failed (truncated, stalled) is
+// answered like bodyFailed; the upstream got it framed by its
+// Content-Length, so it saw a short body and did not take it as whole.
 func (p *Proxy) onError(w http.ResponseWriter, r *http.Request, err error) {
-	ep := infoFrom(r.Context()).endpoint
+	info := infoFrom(r.Context())
+	ep := info.endpoint
+	if b := info.body; b != nil && !b.whole() {
+		// The server cancels the request when the tracer's connection
+		// fails, which may reach the transport before the body reader
+		// records why.
+		if failed, _ := b.failed(); failed || errors.Is(err, errIncomplete) || r.Context().Err() != nil {
+			p.bodyFailed(w, ep, b)
+			return
+		}
+	}
 	p.m.payloads.WithLabelValues(ep, "failed").Inc()
 	p.stats.failed.Add(1)
 	if r.Context().Err() != nil {
-		// The tracer gave up: nobody to answer.
+		// The tracer gave up; answer anyway, never leave net/http's
+		// implicit 200.
+		http.Error(w, "client-gone", http.StatusBadGateway)
 		return
 	}
 	p.log.Warn("upstream Agent unreachable", "upstream", p.up.String(), "path", r.URL.Path, "err", err)

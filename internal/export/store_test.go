@@ -19,7 +19,7 @@ func (c *fakeClock) now() time.Time { return c.t }
 func TestStore(t *testing.T) {
 	clk := &fakeClock{t: time.Unix(1000, 0)}
 	reg := prometheus.NewRegistry()
-	m, err := newMetrics(reg)
+	m, err := newMetrics(reg, &budget{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +148,7 @@ func TestMetricsRegistered(t *testing.T) {
 // configured capacity, keeping FIFO order and the index right.
 func TestStoreGrows(t *testing.T) {
 	clk := &fakeClock{t: time.Unix(1000, 0)}
-	m, _ := newMetrics(nil)
+	m, _ := newMetrics(nil, &budget{})
 	const size = 3*initialSlots + 5
 	s := newStore(size, time.Minute, m, clk.now)
 	tid := origin.TraceID{High: 1, Low: 2}

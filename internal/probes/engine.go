@@ -189,6 +189,12 @@ func (e *Engine) attach(p *discover.Process, d discover.Decision) error {
 	}
 	bs, err := e.binaryLocked(path, sym)
 	if err != nil {
+		// A binary that cannot be probed is not kept mapped either.
+		if _, ok := e.bins[sym.ID()]; !ok {
+			if b := e.cache.Remove(sym.ID()); b != nil {
+				b.Close()
+			}
+		}
 		return err
 	}
 	bias, err := loadBias(e.cfg.ProcRoot, p.PID, path, bs.an.segs)
@@ -288,6 +294,12 @@ func (e *Engine) deleteBinaryMaps(bs *binState) {
 	}
 }
 
+// releaseLocked drops a process's reference to its binary. The last one
+// releases the analysis and unmaps the file at once (a deleted executable
+// would otherwise stay pinned, and its pages counted, until the cache
+// evicts it and the garbage collector runs). No event handler can still be
+// symbolizing with it: detachLocked removes the process under procMu's
+// write lock first, and handle symbolizes under its read lock.
 func (e *Engine) releaseLocked(bs *binState) {
 	bs.refs--
 	if bs.refs > 0 {
@@ -295,6 +307,15 @@ func (e *Engine) releaseLocked(bs *binState) {
 	}
 	e.deleteBinaryMaps(bs)
 	delete(e.bins, bs.key)
+	cached := e.cache.Remove(bs.key)
+	for _, b := range []*symbolize.Binary{bs.an.sym, cached} {
+		if b == nil {
+			continue
+		}
+		if err := b.Close(); err != nil {
+			e.log.Debug("release binary", "binary", bs.key, "err", err)
+		}
+	}
 }
 
 // program is the BPF program the probes run: the real one, or for the
@@ -329,10 +350,10 @@ func (e *Engine) detachLocked(pid int) bool {
 		}
 	}
 	e.objs.Procs.Delete(uint32(pid))
-	e.releaseLocked(ps.bin)
 	e.procMu.Lock()
 	delete(e.procs, pid)
 	e.procMu.Unlock()
+	e.releaseLocked(ps.bin)
 	e.m.attached.Dec()
 	e.m.probes.Sub(float64(len(ps.links)))
 	return true
@@ -439,19 +460,30 @@ func decodeEvent(b []byte, ev *bpf.OriginEvent) error {
 
 func (e *Engine) handle(ev *bpf.OriginEvent) {
 	e.m.events.Inc()
+	// Symbolize under the read lock: the binary of a process being
+	// detached is unmapped only once its process left the map.
 	e.procMu.RLock()
-	ps := e.procs[int(ev.Pid)]
+	rec, ok := e.record(ev)
 	e.procMu.RUnlock()
+	if ok {
+		e.m.records.Inc()
+		e.sink.Put(rec)
+	}
+}
+
+// record turns an event into a record; the caller holds procMu.
+func (e *Engine) record(ev *bpf.OriginEvent) (origin.Record, bool) {
+	ps := e.procs[int(ev.Pid)]
 	if ps == nil {
 		e.m.dropped.WithLabelValues("process_gone").Inc()
-		return
+		return origin.Record{}, false
 	}
 	sym := ps.bin.an.sym
 	frames, err := sym.Lookup(ev.HandlerPc-ps.bias, false)
 	if err != nil || len(frames) == 0 {
 		e.m.dropped.WithLabelValues("unsymbolized").Inc()
 		e.log.Debug("dropped event", "pid", ps.pid, "pc", ev.HandlerPc, "reason", "unsymbolized", "err", err)
-		return
+		return origin.Record{}, false
 	}
 	h := frames[0]
 	if !h.User {
@@ -459,7 +491,7 @@ func (e *Engine) handle(ev *bpf.OriginEvent) {
 		// A library handler (the tracer's own wrapper, a router's): the user
 		// handler it dispatches to has its own event.
 		e.m.dropped.WithLabelValues("not_user_code").Inc()
-		return
+		return origin.Record{}, false
 	}
 	rec := origin.Record{
 		PID:     ps.pid,
@@ -488,8 +520,7 @@ func (e *Engine) handle(ev *bpf.OriginEvent) {
 			}
 		}
 	}
-	e.m.records.Inc()
-	e.sink.Put(rec)
+	return rec, true
 }
 
 func toOrigin(f symbolize.Frame) origin.Frame {

@@ -84,6 +84,11 @@ type Binary struct {
 	decl      declCache
 
 	mapped bool // data is a file mapping: guard reads against SIGBUS
+	// mapping and unmap are Open's file mapping and the cleanup that
+	// unmaps it when the Binary is collected; Close unmaps it at once.
+	mapping []byte
+	unmap   runtime.Cleanup
+	closed  atomic.Bool
 
 	cache    []atomic.Pointer[pcEntry]
 	cacheLog uint
@@ -137,8 +142,26 @@ func Open(path string, opts Options) (*Binary, error) {
 	if b.id == "" {
 		b.id = statID(st)
 	}
-	runtime.AddCleanup(b, func(d []byte) { syscall.Munmap(d) }, data)
+	b.mapping = data
+	b.unmap = runtime.AddCleanup(b, func(d []byte) { syscall.Munmap(d) }, data)
 	return b, nil
+}
+
+// Close unmaps the file of a Binary from Open now rather than when the
+// garbage collector finds the Binary unreachable: a deleted executable
+// stays pinned, and its pages counted, as long as it is mapped. The caller
+// must make sure nothing uses the Binary any more (Frames returned before
+// stay valid: they hold copies). Closing twice, or a Binary not from Open,
+// does nothing.
+func (b *Binary) Close() error {
+	if b.mapping == nil || b.closed.Swap(true) {
+		return nil
+	}
+	b.unmap.Stop()
+	if err := syscall.Munmap(b.mapping); err != nil {
+		return fmt.Errorf("unmap %s: %w", b.id, err)
+	}
+	return nil
 }
 
 // newMapped is newBinary for a mapped file, with faults turned to errors.

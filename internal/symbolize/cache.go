@@ -97,6 +97,24 @@ func (c *Cache) Binary(path string) (*Binary, error) {
 	return b, nil
 }
 
+// Remove forgets the binary with the given ID and returns it (nil when not
+// held), so that the caller, knowing it is no longer used, may Close it.
+func (c *Cache) Remove(id string) *Binary {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.byID[id]
+	if !ok {
+		return nil
+	}
+	ce := e.Value.(*cacheEntry)
+	c.lru.Remove(e)
+	delete(c.byID, id)
+	for _, k := range ce.stats {
+		delete(c.byStat, k)
+	}
+	return ce.b
+}
+
 // Len returns the number of binaries held.
 func (c *Cache) Len() int {
 	c.mu.Lock()

@@ -111,6 +111,9 @@ type Watcher struct {
 	reqPIDs map[int]struct{}
 	reqAll  bool
 	reqC    chan struct{} // capacity 1: wakes Run for pending requests
+
+	scanned     chan struct{} // closed after Run's first scan
+	scannedOnce sync.Once
 }
 
 // New returns a Watcher. sel decides which processes are started; log may be
@@ -150,8 +153,15 @@ func New(cfg Config, sel Selector, log *slog.Logger, reg prometheus.Registerer) 
 		rd:      rd,
 		reqPIDs: make(map[int]struct{}),
 		reqC:    make(chan struct{}, 1),
+		scanned: make(chan struct{}),
 	}, nil
 }
+
+// Scanned returns a channel closed once Run's first /proc scan has handed
+// every selected process that was running to the Handler, and each Start
+// call has returned: the agent is ready only then, so that a restart's
+// first spans are not sent before their processes are probed again.
+func (w *Watcher) Scanned() <-chan struct{} { return w.scanned }
 
 // Reevaluate asks Run to ask the selector again about pid, for selectors
 // whose answer changes (a pod's labels became known). Safe to call from any
@@ -264,6 +274,7 @@ func (w *Watcher) Run(ctx context.Context, h Handler) error {
 	// by the scan, the event, or both, and the start times and timestamps
 	// make "both" a no-op.
 	r.scan()
+	w.scannedOnce.Do(func() { close(w.scanned) })
 
 	var lastLost uint64
 	for {
