@@ -222,10 +222,10 @@ func TestDefaults(t *testing.T) {
 	if pod.HostNetwork {
 		t.Error("hostNetwork is true; the intake needs only a hostPort")
 	}
-	// A hostPort cannot surge: one pod per node holds it.
-	if ru := ds.Spec.UpdateStrategy.RollingUpdate; ds.Spec.UpdateStrategy.Type != appsv1.RollingUpdateDaemonSetStrategyType ||
-		ru == nil || ru.MaxUnavailable == nil || ru.MaxUnavailable.IntValue() != 1 || (ru.MaxSurge != nil && ru.MaxSurge.IntValue() != 0) {
-		t.Errorf("update strategy %+v, want RollingUpdate maxUnavailable 1 without surge", ds.Spec.UpdateStrategy)
+	// The socket intake (the default) hands over: upgrades surge.
+	if ru := ds.Spec.UpdateStrategy.RollingUpdate; ds.Spec.UpdateStrategy.Type != appsv1.RollingUpdateDaemonSetStrategyType || ru == nil ||
+		ru.MaxSurge == nil || ru.MaxSurge.IntValue() != 1 || ru.MaxUnavailable == nil || ru.MaxUnavailable.IntValue() != 0 {
+		t.Errorf("update strategy %+v, want RollingUpdate with maxSurge 1, maxUnavailable 0", ds.Spec.UpdateStrategy)
 	}
 	if ds.Namespace != "obs" {
 		t.Errorf("namespace %q", ds.Namespace)
@@ -262,8 +262,8 @@ func TestDefaults(t *testing.T) {
 	if p := ports["admin"]; p.ContainerPort != 8128 || p.HostPort != 0 {
 		t.Errorf("admin port %+v, want 8128 without hostPort", p)
 	}
-	if p := ports["intake"]; p.ContainerPort != 8127 || p.HostPort != 8127 || p.Protocol != corev1.ProtocolTCP {
-		t.Errorf("intake port %+v, want 8127 on the host", p)
+	if p := ports["intake"]; p.ContainerPort != 8127 || p.HostPort != 0 || p.Protocol != corev1.ProtocolTCP {
+		t.Errorf("intake port %+v, want 8127 in the pod only", p)
 	}
 	for _, pr := range []struct {
 		name  string
@@ -472,11 +472,16 @@ func TestValues(t *testing.T) {
 			}
 			checkVolumes(t, &ds.Spec.Template.Spec, c, map[string]string{"/tmp": ""})
 		}},
-		{"socket intake only: surge upgrades", []string{"intake.hostPort=null"}, func(t *testing.T, m *manifests, ds *appsv1.DaemonSet, c *corev1.Container) {
-			ru := ds.Spec.UpdateStrategy.RollingUpdate
-			if ds.Spec.UpdateStrategy.Type != appsv1.RollingUpdateDaemonSetStrategyType || ru == nil ||
-				ru.MaxSurge == nil || ru.MaxSurge.IntValue() != 1 || ru.MaxUnavailable == nil || ru.MaxUnavailable.IntValue() != 0 {
-				t.Errorf("update strategy %+v, want RollingUpdate with maxSurge 1, maxUnavailable 0", ds.Spec.UpdateStrategy)
+		{"TCP hostPort: no surge", []string{"intake.hostPort=8127"}, func(t *testing.T, m *manifests, ds *appsv1.DaemonSet, c *corev1.Container) {
+			// A hostPort cannot surge: one pod per node holds it.
+			if ru := ds.Spec.UpdateStrategy.RollingUpdate; ds.Spec.UpdateStrategy.Type != appsv1.RollingUpdateDaemonSetStrategyType ||
+				ru == nil || ru.MaxUnavailable == nil || ru.MaxUnavailable.IntValue() != 1 || (ru.MaxSurge != nil && ru.MaxSurge.IntValue() != 0) {
+				t.Errorf("update strategy %+v, want RollingUpdate maxUnavailable 1 without surge", ds.Spec.UpdateStrategy)
+			}
+			for _, p := range c.Ports {
+				if p.Name == "intake" && p.HostPort != 8127 {
+					t.Errorf("intake port %+v, want 8127 on the host", p)
+				}
 			}
 		}},
 		{"scheduling", []string{"tolerations[0].operator=Exists", "nodeSelector.pool=apps", "priorityClassName=system-node-critical"}, func(t *testing.T, m *manifests, ds *appsv1.DaemonSet, c *corev1.Container) {
