@@ -44,7 +44,7 @@ type itabInfo struct {
 type probeTarget struct {
 	target
 	fileOffset uint64 // of the function entry, for the uprobe
-	pushOffset uint16 // bytes from entry to PUSHQ BP (0: on the entry)
+	pushOffset uint16 // bytes from entry to the probe: PUSHQ BP, or the call of an in-body recipe (0: on the entry)
 }
 
 // analysis is everything the engine derives from one binary, shared by all
@@ -53,7 +53,6 @@ type analysis struct {
 	path       string
 	sym        *symbolize.Binary
 	itabs      []itabInfo
-	reqCtx     uint16
 	nodes      map[uint64]bpf.OriginNodeInfo   // itab address -> context node
 	spans      map[uint64]bpf.OriginSpanLayout // type address -> span layout
 	targets    []probeTarget
@@ -103,12 +102,6 @@ func analyze(path string, sym *symbolize.Binary) (*analysis, error) {
 		a.itabs = append(a.itabs, itabInfo{iface: it.Interface, typ: it.Type, addr: it.Addr, fun: it.Fun})
 	}
 
-	off, err := types.FieldOffset(typeRequest, "ctx")
-	if err != nil {
-		return nil, fmt.Errorf("%w: no net/http.Request.ctx: %v", errNotApplicable, err)
-	}
-	a.reqCtx = uint16(off)
-
 	if err := a.spanTypes(types); err != nil {
 		return nil, err
 	}
@@ -123,8 +116,9 @@ func analyze(path string, sym *symbolize.Binary) (*analysis, error) {
 	if a.segs, err = execSegments(exe); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	sc := &scan{analysis: a, types: types, exe: exe}
 	for _, fw := range frameworks() {
-		ts, err := fw.targets(a)
+		ts, err := fw.targets(sc)
 		if err != nil {
 			return nil, fmt.Errorf("find %s dispatch functions: %w", fw.name, err)
 		}
@@ -142,7 +136,7 @@ func analyze(path string, sym *symbolize.Binary) (*analysis, error) {
 		}
 	}
 	if len(a.targets) == 0 {
-		return nil, fmt.Errorf("%w: no supported framework (net/http handlers) found", errNotApplicable)
+		return nil, fmt.Errorf("%w: no supported framework (net/http, gin, echo, httprouter) found", errNotApplicable)
 	}
 	return a, nil
 }
@@ -282,6 +276,13 @@ func place(f *elf.File, t target) (probeTarget, error) {
 			continue
 		}
 		pt := probeTarget{target: t, fileOffset: t.entry - p.Vaddr + p.Off}
+		if t.at != 0 {
+			if t.at < t.entry || t.at-t.entry >= noCtx {
+				return pt, fmt.Errorf("probe of %s at %#x outside the function at %#x", t.name, t.at, t.entry)
+			}
+			pt.pushOffset = uint16(t.at - t.entry)
+			return pt, nil
+		}
 		code := make([]byte, maxPrologue)
 		n, err := p.ReadAt(code, int64(t.entry-p.Vaddr))
 		if err != nil && !errors.Is(err, io.EOF) {
@@ -299,7 +300,7 @@ func place(f *elf.File, t target) (probeTarget, error) {
 func (a *analysis) probeStatus() []ProbeStatus {
 	out := make([]ProbeStatus, 0, len(a.targets))
 	for _, t := range a.targets {
-		out = append(out, ProbeStatus{Framework: t.framework, Symbol: t.name, AtEntry: t.pushOffset == 0})
+		out = append(out, ProbeStatus{Framework: t.framework, Symbol: t.name, AtEntry: t.pushOffset == 0 && t.at == 0})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Symbol < out[j].Symbol })
 	return out
