@@ -27,11 +27,15 @@ import (
 // Name identifies one service under testdata/services.
 type Name string
 
-// The services. NetHTTPV2 is part of the root module; NetHTTPV1 has its own
-// go.mod because dd-trace-go v1 cannot share a build list with v2's deps.
+// The services. NetHTTPV2 is part of the root module; NetHTTPV1 and
+// FrameworksV1 have their own go.mod because dd-trace-go v1 cannot share a
+// build list with v2's deps. FrameworksV1 serves gin, echo, chi,
+// gorilla/mux and httprouter routers, each with its dd-trace-go v1 contrib
+// integration, under their own path prefixes.
 const (
-	NetHTTPV2 Name = "nethttp-v2"
-	NetHTTPV1 Name = "nethttp-v1"
+	NetHTTPV2    Name = "nethttp-v2"
+	NetHTTPV1    Name = "nethttp-v1"
+	FrameworksV1 Name = "frameworks-v1"
 )
 
 // Route is one handler shape and the symbol its truth must name.
@@ -50,6 +54,59 @@ var Routes = []Route{
 	{"/closure", "main.routes.newClosure.func1"},
 	{"/method", "main.(*users).Get"},
 	{"/mw", "main.protectedHandler"},
+}
+
+// FrameworkRoutes lists the routes of FrameworksV1: per framework a
+// function, method values with pointer and value receivers, a closure from
+// a constructor in another package (named after the function it is inlined
+// into), an http.Handler struct through the framework's adapter, and
+// handlers behind group and route middleware. Every route also runs user
+// middleware.
+var FrameworkRoutes = []Route{
+	{"/gin/func", "main.ginFunc"},
+	{"/gin/method", "main.(*store).ginGet"},
+	{"/gin/value", "main.catalog.ginList"},
+	{"/gin/closure", "main.ginRoutes.Gin.func2"},
+	{"/gin/struct", "main.(*structHandler).ServeHTTP"},
+	{"/gin/group/mw", "main.ginGroupHandler"},
+	{"/gin/group/method", "main.(*store).ginGet"},
+	{"/echo/func", "main.echoFunc"},
+	{"/echo/method", "main.(*store).echoGet"},
+	{"/echo/value", "main.catalog.echoList"},
+	{"/echo/closure", "main.echoRoutes.Echo.func3"},
+	{"/echo/struct", "main.(*structHandler).ServeHTTP"},
+	{"/echo/group/mw", "main.echoGroupHandler"},
+	{"/echo/group/method", "main.(*store).echoGet"},
+	{"/chi/func", "main.httpFunc"},
+	{"/chi/method", "main.(*store).httpGet"},
+	{"/chi/value", "main.catalog.httpList"},
+	{"/chi/closure", "main.chiRoutes.HTTP.func5"},
+	{"/chi/struct", "main.(*structHandler).ServeHTTP"},
+	{"/chi/group/mw", "main.httpGroupHandler"},
+	{"/chi/group/method", "main.(*store).httpGet"},
+	{"/chi/inline", "main.httpGroupHandler"},
+	{"/chi/mount/func", "main.httpFunc"},
+	{"/mux/func", "main.httpFunc"},
+	{"/mux/method", "main.(*store).httpGet"},
+	{"/mux/value", "main.catalog.httpList"},
+	{"/mux/closure", "main.muxRoutes.HTTP.func3"},
+	{"/mux/struct", "main.(*structHandler).ServeHTTP"},
+	{"/mux/group/mw", "main.httpGroupHandler"},
+	{"/mux/group/method", "main.(*store).httpGet"},
+	{"/httprouter/func", "main.routerFunc"},
+	{"/httprouter/method/7", "main.(*store).routerGet"},
+	{"/httprouter/value", "main.catalog.routerList"},
+	{"/httprouter/closure", "main.routerRoutes.Router.func1"},
+	{"/httprouter/struct", "main.(*structHandler).ServeHTTP"},
+	{"/httprouter/handlerfunc", "main.httpFunc"},
+}
+
+// RoutesOf returns the routes the service serves.
+func RoutesOf(name Name) []Route {
+	if name == FrameworksV1 {
+		return FrameworkRoutes
+	}
+	return Routes
 }
 
 // Truth is a service's answer on a handler route.
@@ -91,8 +148,8 @@ func Build(t testing.TB, name Name, buildFlags ...string) string {
 	switch name {
 	case NetHTTPV2:
 		args = append(args, "./testdata/services/nethttp-v2")
-	case NetHTTPV1:
-		dir = filepath.Join(root, "testdata", "services", "nethttp-v1")
+	case NetHTTPV1, FrameworksV1:
+		dir = filepath.Join(root, "testdata", "services", string(name))
 		args = append(args, ".")
 	default:
 		t.Fatalf("unknown service %q", name)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"reflect"
 	"sort"
+	"strings"
 
 	"github.com/originagent/originagent/bpf"
 	"github.com/originagent/originagent/internal/gotypes"
@@ -59,6 +60,7 @@ type analysis struct {
 	segs       []segment // executable segments, for each process's load bias
 	frameworks []string
 	tracers    []string
+	problems   []string // frameworks found but not probed, and why
 }
 
 func (a *analysis) funcEntry(name string) (uint64, bool) {
@@ -120,7 +122,9 @@ func analyze(path string, sym *symbolize.Binary) (*analysis, error) {
 	for _, fw := range frameworks() {
 		ts, err := fw.targets(sc)
 		if err != nil {
-			return nil, fmt.Errorf("find %s dispatch functions: %w", fw.name, err)
+			// One framework's unexpected build must not cost the others.
+			a.problems = append(a.problems, fmt.Sprintf("%s not probed: %v", fw.name, err))
+			continue
 		}
 		if len(ts) == 0 {
 			continue
@@ -134,6 +138,9 @@ func analyze(path string, sym *symbolize.Binary) (*analysis, error) {
 			}
 			a.targets = append(a.targets, pt)
 		}
+	}
+	if len(a.targets) == 0 && len(a.problems) > 0 {
+		return nil, fmt.Errorf("%w: %s", errNotApplicable, strings.Join(a.problems, "; "))
 	}
 	if len(a.targets) == 0 {
 		return nil, fmt.Errorf("%w: no supported framework (net/http, gin, echo, httprouter) found", errNotApplicable)

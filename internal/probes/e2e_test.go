@@ -33,6 +33,7 @@ var variants = []variant{
 	{"v2-stripped-pie", e2eservices.NetHTTPV2, []string{"-buildmode=pie", "-ldflags=-s -w"}},
 	{"v1.73-default", e2eservices.NetHTTPV1, nil},
 	{"v1.73-stripped-pie", e2eservices.NetHTTPV1, []string{"-buildmode=pie", "-ldflags=-s -w"}},
+	{"frameworks-v1.73-stripped-pie-trimpath", e2eservices.FrameworksV1, []string{"-buildmode=pie", "-trimpath", "-ldflags=-s -w"}},
 }
 
 // startTarget builds v and runs it with its tracer sending to a fake Agent
@@ -95,6 +96,26 @@ func (r *recorder) origin(span uint64, wait time.Duration) (origin.Record, int, 
 	}
 }
 
+// all returns the records of span received so far.
+func (r *recorder) all(span uint64) []origin.Record {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]origin.Record(nil), r.recs[span]...)
+}
+
+// dispatchProbed reports whether a route of the frameworks service is
+// dispatched by a framework whose recipe reads the route's handler (gin,
+// echo, httprouter), rather than through net/http handlers and their
+// middleware, and is not a struct handler behind the framework's adapter.
+func dispatchProbed(route string) bool {
+	for _, p := range []string{"/gin/", "/echo/", "/httprouter/"} {
+		if strings.HasPrefix(route, p) {
+			return !strings.HasSuffix(route, "/struct") && !strings.HasSuffix(route, "/handlerfunc")
+		}
+	}
+	return false
+}
+
 func newEngine(t testing.TB, sink origin.Sink) *Engine {
 	t.Helper()
 	level := slog.LevelWarn
@@ -148,7 +169,7 @@ func TestEndToEnd(t *testing.T) {
 				t.Fatalf("attached processes = %d, want 1 (see log above)", len(ps))
 			}
 			checkFastLayouts(t, e, v.svc == e2eservices.NetHTTPV2)
-			for _, r := range e2eservices.Routes {
+			for _, r := range e2eservices.RoutesOf(v.svc) {
 				route := r.Path
 				for i := 0; i < 3; i++ {
 					tr, err := svc.Get(context.Background(), route)
@@ -174,6 +195,16 @@ func TestEndToEnd(t *testing.T) {
 					if f.Function != tr.Function || f.File != tr.File || f.StartLine != tr.Line {
 						t.Errorf("%s: origin %s %s:%d, want %s %s:%d (%d records for the span)",
 							route, f.Function, f.File, f.StartLine, tr.Function, tr.File, tr.Line, n)
+					}
+					if dispatchProbed(route) {
+						// The framework's own dispatch probe reads the route's
+						// handler: every record of the request names it, none
+						// a middleware.
+						for _, x := range rec.all(span) {
+							if x.Frames[0].Function != tr.Function {
+								t.Errorf("%s: a record names %s, want only %s", route, x.Frames[0].Function, tr.Function)
+							}
+						}
 					}
 					if route == "/mw" && n < 3 {
 						t.Errorf("/mw: %d records, want one per user handler in the chain (>= 3)", n)

@@ -245,6 +245,9 @@ func (e *Engine) attach(p *discover.Process, d discover.Decision) error {
 	e.procMu.Lock()
 	e.procs[p.PID] = ps
 	e.procMu.Unlock()
+	for _, msg := range bs.an.problems {
+		e.log.Warn("framework not probed", "pid", p.PID, "exe", p.Exe, "reason", msg)
+	}
 	e.m.attached.Inc()
 	e.m.probes.Add(float64(len(ps.links)))
 	e.log.Info("attached process", "pid", p.PID, "exe", p.Exe, "service", ps.service,

@@ -272,37 +272,50 @@ func readCode(f *elf.File, start, end uint64) ([]byte, error) {
 	return nil, fmt.Errorf("code at %#x is in no executable segment", start)
 }
 
-// closureCalls returns the offsets in code of Go closure calls: a CALL
-// through a register loaded just before from (RDX), the closure context.
-// Decoding stops at the first byte that does not decode (the function's
-// padding or data).
+// closureCalls returns the offsets in code of Go closure calls whose
+// function value was not already in RDX: the code pointer is loaded from
+// word 0 of a register X (MOVQ (X), R), X is then moved to RDX, the closure
+// context, and R is called. That is how the compiler calls a function value
+// it holds in a register, such as one a call has just returned
+// (httprouter's handle); deferred and stored closures are loaded into RDX
+// first and called through (RDX), and interface methods through an itab.
+// Decoding stops at the first bytes that do not decode.
 func closureCalls(code []byte) []int {
 	var out []int
-	var loaded x86asm.Reg // register last loaded from (RDX)
+	var target, fv x86asm.Reg // register holding the code pointer, and the funcval it came from
+	inDX := false             // fv has been copied to RDX since the load
 	for off := 0; off < len(code); {
 		inst, err := x86asm.Decode(code[off:], 64)
 		if err != nil {
 			break
 		}
+		dst, _ := inst.Args[0].(x86asm.Reg)
 		switch {
-		case inst.Op == x86asm.MOV && isRDXDeref(inst.Args[1]):
-			loaded, _ = inst.Args[0].(x86asm.Reg)
+		case inst.Op == x86asm.MOV && dst != 0 && derefBase(inst.Args[1]) != 0 && derefBase(inst.Args[1]) != x86asm.RDX:
+			target, fv, inDX = dst, derefBase(inst.Args[1]), false
+		case inst.Op == x86asm.MOV && dst == x86asm.RDX && target != 0 && inst.Args[1] == fv:
+			inDX = true
 		case inst.Op == x86asm.CALL:
-			if r, ok := inst.Args[0].(x86asm.Reg); ok && loaded != 0 && r == loaded {
+			if r, ok := inst.Args[0].(x86asm.Reg); ok && target != 0 && r == target && inDX {
 				out = append(out, off)
 			}
-			loaded = 0
-		default:
-			if r, ok := inst.Args[0].(x86asm.Reg); ok && r == loaded {
-				loaded = 0 // overwritten before any call
-			}
+			target, fv, inDX = 0, 0, false
+		case dst != 0 && (dst == target || (dst == fv && !inDX)):
+			target, fv, inDX = 0, 0, false // overwritten before the call
+		case dst == x86asm.RDX:
+			inDX = false
 		}
 		off += inst.Len
 	}
 	return out
 }
 
-func isRDXDeref(a x86asm.Arg) bool {
+// derefBase returns X for a memory operand (X) with no index, displacement
+// or segment, else 0.
+func derefBase(a x86asm.Arg) x86asm.Reg {
 	m, ok := a.(x86asm.Mem)
-	return ok && m.Base == x86asm.RDX && m.Index == 0 && m.Disp == 0 && m.Segment == 0
+	if !ok || m.Index != 0 || m.Disp != 0 || m.Segment != 0 {
+		return 0
+	}
+	return m.Base
 }

@@ -1,0 +1,45 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"runtime"
+	"strconv"
+
+	"gopkg.in/DataDog/dd-trace-go.v1/ddtrace"
+	"gopkg.in/DataDog/dd-trace-go.v1/ddtrace/tracer"
+)
+
+// truth is what originagent should report for a request: the active span's
+// IDs and the handler's symbol and declaration position.
+type truth struct {
+	TraceID  string `json:"trace_id"`
+	SpanID   string `json:"span_id"`
+	Function string `json:"function"`
+	File     string `json:"file"`
+	Line     int    `json:"line"`
+	Route    string `json:"route"`
+}
+
+// report writes the truth of the handler at pc (its entry, from a function
+// value or method expression, never a compiler wrapper) for a request whose
+// context is ctx.
+func report(w http.ResponseWriter, ctx context.Context, route string, pc uintptr) {
+	t := truth{Route: route}
+	if span, ok := tracer.SpanFromContext(ctx); ok {
+		sc := span.Context()
+		t.SpanID = strconv.FormatUint(sc.SpanID(), 10)
+		if w3c, ok := sc.(ddtrace.SpanContextW3C); ok {
+			t.TraceID = w3c.TraceID128()
+		}
+	}
+	if fn := runtime.FuncForPC(pc); fn != nil {
+		t.Function = fn.Name()
+		t.File, t.Line = fn.FileLine(fn.Entry())
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if err := json.NewEncoder(w).Encode(t); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+	}
+}
