@@ -87,7 +87,8 @@ func waitAttached(t *testing.T, a *agent, pid int) {
 // events, probed, and their spans reach a decoding test Agent through the
 // agent's trace intake carrying exactly the code origin of their handlers:
 // a net/http service with dd-trace-go v2, and gin, echo, chi, gorilla/mux
-// and httprouter routers with their dd-trace-go v1.73 contrib integrations.
+// and httprouter routers with dd-trace-go v1.73 (its contrib integrations)
+// and v2.12 (see e2eservices.FrameworksV2).
 func TestRunTagsSpans(t *testing.T) {
 	testutil.RequireRoot(t)
 	upstream := e2eservices.NewAgent(t)
@@ -101,6 +102,7 @@ func TestRunTagsSpans(t *testing.T) {
 	}{
 		{e2eservices.NetHTTPV2, []string{"-ldflags=-s -w"}},
 		{e2eservices.FrameworksV1, []string{"-buildmode=pie", "-trimpath", "-ldflags=-s -w"}},
+		{e2eservices.FrameworksV2, []string{"-buildmode=pie", "-trimpath", "-ldflags=-s -w"}},
 	} {
 		t.Run(string(tc.svc), func(t *testing.T) {
 			tagged += checkTagged(t, a, upstream, intake, tc.svc, tc.flags)

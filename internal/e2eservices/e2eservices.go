@@ -31,11 +31,16 @@ type Name string
 // FrameworksV1 have their own go.mod because dd-trace-go v1 cannot share a
 // build list with v2's deps. FrameworksV1 serves gin, echo, chi,
 // gorilla/mux and httprouter routers, each with its dd-trace-go v1 contrib
-// integration, under their own path prefixes.
+// integration, under their own path prefixes. FrameworksV2 serves the same
+// routes (the files are shared) traced with dd-trace-go v2.12: its net/http
+// contrib for chi, gorilla/mux and httprouter, and for gin and echo, whose
+// v2 contrib modules the module proxy here does not serve, a minimal
+// middleware doing what those contribs do around the real v2 tracer.
 const (
 	NetHTTPV2    Name = "nethttp-v2"
 	NetHTTPV1    Name = "nethttp-v1"
 	FrameworksV1 Name = "frameworks-v1"
+	FrameworksV2 Name = "frameworks-v2"
 )
 
 // Route is one handler shape and the symbol its truth must name.
@@ -73,14 +78,14 @@ var FrameworkRoutes = []Route{
 	{"/echo/func", "main.echoFunc"},
 	{"/echo/method", "main.(*store).echoGet"},
 	{"/echo/value", "main.catalog.echoList"},
-	{"/echo/closure", "main.echoRoutes.Echo.func3"},
+	{"/echo/closure", "main.echoRoutes.Echo.func2"},
 	{"/echo/struct", "main.(*structHandler).ServeHTTP"},
 	{"/echo/group/mw", "main.echoGroupHandler"},
 	{"/echo/group/method", "main.(*store).echoGet"},
 	{"/chi/func", "main.httpFunc"},
 	{"/chi/method", "main.(*store).httpGet"},
 	{"/chi/value", "main.catalog.httpList"},
-	{"/chi/closure", "main.chiRoutes.HTTP.func5"},
+	{"/chi/closure", "main.chiRoutes.HTTP.func4"},
 	{"/chi/struct", "main.(*structHandler).ServeHTTP"},
 	{"/chi/group/mw", "main.httpGroupHandler"},
 	{"/chi/group/method", "main.(*store).httpGet"},
@@ -89,7 +94,7 @@ var FrameworkRoutes = []Route{
 	{"/mux/func", "main.httpFunc"},
 	{"/mux/method", "main.(*store).httpGet"},
 	{"/mux/value", "main.catalog.httpList"},
-	{"/mux/closure", "main.muxRoutes.HTTP.func3"},
+	{"/mux/closure", "main.muxRoutes.HTTP.func2"},
 	{"/mux/struct", "main.(*structHandler).ServeHTTP"},
 	{"/mux/group/mw", "main.httpGroupHandler"},
 	{"/mux/group/method", "main.(*store).httpGet"},
@@ -101,9 +106,10 @@ var FrameworkRoutes = []Route{
 	{"/httprouter/handlerfunc", "main.httpFunc"},
 }
 
-// RoutesOf returns the routes the service serves.
+// RoutesOf returns the routes the service serves (the frameworks services
+// share their source files, so the symbols are the same).
 func RoutesOf(name Name) []Route {
-	if name == FrameworksV1 {
+	if name == FrameworksV1 || name == FrameworksV2 {
 		return FrameworkRoutes
 	}
 	return Routes
@@ -148,7 +154,7 @@ func Build(t testing.TB, name Name, buildFlags ...string) string {
 	switch name {
 	case NetHTTPV2:
 		args = append(args, "./testdata/services/nethttp-v2")
-	case NetHTTPV1, FrameworksV1:
+	case NetHTTPV1, FrameworksV1, FrameworksV2:
 		dir = filepath.Join(root, "testdata", "services", string(name))
 		args = append(args, ".")
 	default:

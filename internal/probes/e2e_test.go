@@ -34,6 +34,7 @@ var variants = []variant{
 	{"v1.73-default", e2eservices.NetHTTPV1, nil},
 	{"v1.73-stripped-pie", e2eservices.NetHTTPV1, []string{"-buildmode=pie", "-ldflags=-s -w"}},
 	{"frameworks-v1.73-stripped-pie-trimpath", e2eservices.FrameworksV1, []string{"-buildmode=pie", "-trimpath", "-ldflags=-s -w"}},
+	{"frameworks-v2-stripped-pie-trimpath", e2eservices.FrameworksV2, []string{"-buildmode=pie", "-trimpath", "-ldflags=-s -w"}},
 }
 
 // startTarget builds v and runs it with its tracer sending to a fake Agent
@@ -168,7 +169,7 @@ func TestEndToEnd(t *testing.T) {
 			if ps := e.Processes(); len(ps) != 1 {
 				t.Fatalf("attached processes = %d, want 1 (see log above)", len(ps))
 			}
-			checkFastLayouts(t, e, v.svc == e2eservices.NetHTTPV2)
+			checkFastLayouts(t, e, v.svc == e2eservices.NetHTTPV2 || v.svc == e2eservices.FrameworksV2)
 			for _, r := range e2eservices.RoutesOf(v.svc) {
 				route := r.Path
 				for i := 0; i < 3; i++ {

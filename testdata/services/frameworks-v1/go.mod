@@ -1,4 +1,4 @@
-module example.com/frameworksv1
+module example.com/frameworks
 
 go 1.26.8
 

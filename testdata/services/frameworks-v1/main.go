@@ -1,9 +1,8 @@
-// Command frameworks-v1 is an end-to-end test target for originagent: one
-// service serving gin, echo, chi, gorilla/mux and httprouter routers under
-// their own path prefixes, each traced with its dd-trace-go v1.73
-// (gopkg.in/DataDog/dd-trace-go.v1) contrib integration, as five services of
-// one framework each would be. Every route answers with the truth the tests
-// compare against.
+// Command frameworks-v1 (and frameworks-v2, which shares this file) is an
+// end-to-end test target for originagent: one service serving gin, echo,
+// chi, gorilla/mux and httprouter routers under their own path prefixes, as
+// five services of one framework each would, traced as tracing.go says.
+// Every route answers with the truth the tests compare against.
 //
 // It knows nothing about originagent; the tracer is configured through
 // DD_* environment variables only.
@@ -22,15 +21,13 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"gopkg.in/DataDog/dd-trace-go.v1/ddtrace/tracer"
 )
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address")
 	flag.Parse()
 	if err := run(*addr); err != nil {
-		fmt.Fprintln(os.Stderr, "frameworks-v1:", err)
+		fmt.Fprintln(os.Stderr, "frameworks:", err)
 		os.Exit(1)
 	}
 }
@@ -39,16 +36,20 @@ func run(addr string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	tracer.Start()
-	defer tracer.Stop()
+	stopTracer, err := startTracer()
+	if err != nil {
+		return err
+	}
+	defer stopTracer()
 
 	var n atomic.Int64
+	tr := newTracing()
 	top := http.NewServeMux()
-	top.Handle("/gin/", ginRoutes(&n))
-	top.Handle("/echo/", echoRoutes(&n))
-	top.Handle("/chi/", chiRoutes(&n))
-	top.Handle("/mux/", muxRoutes(&n))
-	top.Handle("/httprouter/", routerRoutes(&n))
+	top.Handle("/gin/", ginRoutes(tr, &n))
+	top.Handle("/echo/", echoRoutes(tr, &n))
+	top.Handle("/chi/", chiRoutes(tr, &n))
+	top.Handle("/mux/", muxRoutes(tr, &n))
+	top.Handle("/httprouter/", routerRoutes(tr, &n))
 	top.HandleFunc("/pid", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]int{"pid": os.Getpid()})

@@ -9,16 +9,27 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/go-chi/chi/v5"
+	"github.com/gorilla/mux"
 	"github.com/julienschmidt/httprouter"
 	"github.com/labstack/echo/v4"
-	gintrace "gopkg.in/DataDog/dd-trace-go.v1/contrib/gin-gonic/gin"
-	chitrace "gopkg.in/DataDog/dd-trace-go.v1/contrib/go-chi/chi.v5"
-	muxtrace "gopkg.in/DataDog/dd-trace-go.v1/contrib/gorilla/mux"
-	routertrace "gopkg.in/DataDog/dd-trace-go.v1/contrib/julienschmidt/httprouter"
-	echotrace "gopkg.in/DataDog/dd-trace-go.v1/contrib/labstack/echo.v4"
 
-	"example.com/frameworksv1/internal/handlers"
+	"example.com/frameworks/internal/handlers"
 )
+
+// tracing is how a tracer hooks into each framework; tracing.go of each
+// service (dd-trace-go v1 or v2) provides it.
+type tracing struct {
+	gin  gin.HandlerFunc
+	echo echo.MiddlewareFunc
+	chi  func(http.Handler) http.Handler
+	// mux and router return the router to register routes on and the
+	// handler serving it.
+	mux    func() (*mux.Router, http.Handler)
+	router func() (*httprouter.Router, http.Handler)
+}
+
+// This file is shared by frameworks-v1 and frameworks-v2 (a symbolic link
+// there): both serve the same routes with different tracers.
 
 // Every framework serves the same handler forms under its own prefix:
 // a function, method values with pointer and value receivers, a closure
@@ -85,10 +96,10 @@ func ginAudit(c *gin.Context) {
 	c.Next()
 }
 
-func ginRoutes(n *atomic.Int64) http.Handler {
+func ginRoutes(tr tracing, n *atomic.Int64) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
-	r.Use(gintrace.Middleware("frameworks-v1-gin"), ginRequestID(n))
+	r.Use(tr.gin, ginRequestID(n))
 	s, k := &store{}, catalog{name: "gin"}
 	r.GET("/gin/func", ginFunc)
 	r.GET("/gin/method", s.ginGet)
@@ -149,9 +160,9 @@ func echoAudit(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-func echoRoutes(n *atomic.Int64) http.Handler {
+func echoRoutes(tr tracing, n *atomic.Int64) http.Handler {
 	e := echo.New()
-	e.Use(echotrace.Middleware(echotrace.WithServiceName("frameworks-v1-echo")), echoRequestID(n))
+	e.Use(tr.echo, echoRequestID(n))
 	s, k := &store{}, catalog{name: "echo"}
 	e.GET("/echo/func", echoFunc)
 	e.GET("/echo/method", s.echoGet)
@@ -206,9 +217,9 @@ func httpAudit(next http.Handler) http.Handler {
 	})
 }
 
-func chiRoutes(n *atomic.Int64) http.Handler {
+func chiRoutes(tr tracing, n *atomic.Int64) http.Handler {
 	r := chi.NewRouter()
-	r.Use(chitrace.Middleware(chitrace.WithServiceName("frameworks-v1-chi")), httpRequestID(n))
+	r.Use(tr.chi, httpRequestID(n))
 	s, k := &store{}, catalog{name: "chi"}
 	r.Get("/chi/func", httpFunc)
 	r.Get("/chi/method", s.httpGet)
@@ -231,8 +242,8 @@ func chiRoutes(n *atomic.Int64) http.Handler {
 	return r
 }
 
-func muxRoutes(n *atomic.Int64) http.Handler {
-	r := muxtrace.NewRouter(muxtrace.WithServiceName("frameworks-v1-mux"))
+func muxRoutes(tr tracing, n *atomic.Int64) http.Handler {
+	r, h := tr.mux()
 	r.Use(httpRequestID(n))
 	s, k := &store{}, catalog{name: "mux"}
 	r.HandleFunc("/mux/func", httpFunc)
@@ -244,7 +255,7 @@ func muxRoutes(n *atomic.Int64) http.Handler {
 	sub.Use(httpAuth, httpAudit)
 	sub.HandleFunc("/mw", httpGroupHandler)
 	sub.Handle("/method", http.HandlerFunc(s.httpGet))
-	return r
+	return h
 }
 
 // ---- httprouter: the router has no middleware of its own; the user's
@@ -265,8 +276,8 @@ func (k catalog) routerList(w http.ResponseWriter, r *http.Request, _ httprouter
 	report(w, r.Context(), r.URL.Path, reflect.ValueOf(catalog.routerList).Pointer())
 }
 
-func routerRoutes(n *atomic.Int64) http.Handler {
-	r := routertrace.New(routertrace.WithServiceName("frameworks-v1-httprouter"))
+func routerRoutes(tr tracing, n *atomic.Int64) http.Handler {
+	r, h := tr.router()
 	s, k := &store{}, catalog{name: "httprouter"}
 	r.GET("/httprouter/func", routerFunc)
 	r.GET("/httprouter/method/:id", s.routerGet)
@@ -274,5 +285,5 @@ func routerRoutes(n *atomic.Int64) http.Handler {
 	r.GET("/httprouter/closure", handlers.Router(report, "r-"))
 	r.Handler(http.MethodGet, "/httprouter/struct", &structHandler{})
 	r.HandlerFunc(http.MethodGet, "/httprouter/handlerfunc", httpFunc)
-	return httpRequestID(n)(r)
+	return httpRequestID(n)(h)
 }

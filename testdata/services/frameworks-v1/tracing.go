@@ -1,5 +1,8 @@
 package main
 
+// The dd-trace-go v1.73 side of frameworks-v1: its contrib integration for
+// each framework, and the truth read through v1's API.
+
 import (
 	"context"
 	"encoding/json"
@@ -7,9 +10,37 @@ import (
 	"runtime"
 	"strconv"
 
+	"github.com/gorilla/mux"
+	"github.com/julienschmidt/httprouter"
+	gintrace "gopkg.in/DataDog/dd-trace-go.v1/contrib/gin-gonic/gin"
+	chitrace "gopkg.in/DataDog/dd-trace-go.v1/contrib/go-chi/chi.v5"
+	muxtrace "gopkg.in/DataDog/dd-trace-go.v1/contrib/gorilla/mux"
+	routertrace "gopkg.in/DataDog/dd-trace-go.v1/contrib/julienschmidt/httprouter"
+	echotrace "gopkg.in/DataDog/dd-trace-go.v1/contrib/labstack/echo.v4"
 	"gopkg.in/DataDog/dd-trace-go.v1/ddtrace"
 	"gopkg.in/DataDog/dd-trace-go.v1/ddtrace/tracer"
 )
+
+func startTracer() (func(), error) {
+	tracer.Start()
+	return tracer.Stop, nil
+}
+
+func newTracing() tracing {
+	return tracing{
+		gin:  gintrace.Middleware("frameworks-v1-gin"),
+		echo: echotrace.Middleware(echotrace.WithServiceName("frameworks-v1-echo")),
+		chi:  chitrace.Middleware(chitrace.WithServiceName("frameworks-v1-chi")),
+		mux: func() (*mux.Router, http.Handler) {
+			r := muxtrace.NewRouter(muxtrace.WithServiceName("frameworks-v1-mux"))
+			return r.Router, r
+		},
+		router: func() (*httprouter.Router, http.Handler) {
+			r := routertrace.New(routertrace.WithServiceName("frameworks-v1-httprouter"))
+			return r.Router, r
+		},
+	}
+}
 
 // truth is what originagent should report for a request: the active span's
 // IDs and the handler's symbol and declaration position.
