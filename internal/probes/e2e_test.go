@@ -173,9 +173,25 @@ func TestEndToEnd(t *testing.T) {
 			for _, r := range e2eservices.RoutesOf(v.svc) {
 				route := r.Path
 				for i := 0; i < 3; i++ {
+					before, err := e.BPFStats()
+					if err != nil {
+						t.Fatal(err)
+					}
 					tr, err := svc.Get(context.Background(), route)
 					if err != nil {
 						t.Fatal(err)
+					}
+					// Every probe of the request has fired before its
+					// handler answered; only this service is attached.
+					after, err := e.BPFStats()
+					if err != nil {
+						t.Fatal(err)
+					}
+					if hits := after.Hits - before.Hits; i == 0 {
+						t.Logf("%s: %d probe hits, %d under a span", route, hits, after.Emitted-before.Emitted)
+						if dispatchProbed(route) && strings.HasPrefix(route, "/echo/") && hits != 1 {
+							t.Errorf("%s: %d probe hits, want 1 (echo's route closure)", route, hits)
+						}
 					}
 					span, err := strconv.ParseUint(tr.SpanID, 10, 64)
 					if err != nil || span == 0 {
