@@ -2,20 +2,25 @@
 
 // SPDX-License-Identifier: (MIT OR GPL-2.0)
 //
-// origin.c: capture, at the entry of a Go HTTP handler, the handler's PC, a
-// few caller PCs and the dd-trace-go span active in the request's context.
+// origin.c: capture, at the entry of a Go HTTP handler or a framework's
+// dispatch point, the handler's PC, a few caller PCs and the dd-trace-go span
+// active in the request's context.
 //
-// The probe sits on net/http.HandlerFunc.ServeHTTP and on user ServeHTTP
-// methods, after the stack-check prologue (at PUSHQ BP) where the kernel
-// emulates the instruction instead of single-stepping it. There the Go
-// register ABI still holds the arguments: RAX receiver (the HandlerFunc's
-// funcval, or the handler's pointer receiver), RBX/RCX the ResponseWriter,
-// RDI the *http.Request; [RSP] is the return address and RBP the caller's
-// frame pointer.
+// One program serves every framework: each probe's attach cookie indexes a
+// recipe (struct recipe) saying where, from the registers at the probe, the
+// handler's PC and the request's context.Context are. User space writes the
+// recipes from the target binary's own type information, so a new framework
+// is a Go description, not a change here.
+//
+// Probes usually sit after the stack-check prologue (at PUSHQ BP), where the
+// kernel emulates the instruction instead of single-stepping it; the Go
+// register ABI still holds the arguments there, [RSP] is the return address
+// and RBP the caller's frame pointer. A recipe may also place its probe on a
+// call instruction inside a function body (RECIPE_IN_BODY): there RBP is the
+// function's own frame pointer.
 //
 // Everything binary-specific (struct offsets, type and itab addresses) comes
-// from user space through maps, computed from the target binary's own type
-// information.
+// from user space through maps.
 
 #include <linux/bpf.h>
 #include <linux/types.h>
@@ -27,19 +32,68 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 #define MAX_CTX_HOPS 32
 #define MAX_STACK 8
 
-// Probe kinds, in the low byte of the attach cookie.
-#define PROBE_HANDLERFUNC 1 // receiver is a funcval: handler PC = *(RAX)
-#define PROBE_METHOD 2      // the probed function itself is the handler
+// Where a recipe takes the handler's PC from.
+enum pc_kind {
+	PC_SELF = 1,       // the probed function itself: rip - recipe.probe_off
+	PC_LOAD = 2,       // the word the pc chain ends on (a funcval's code pointer)
+	PC_SLICE_LAST = 3, // the chain ends on a []func: the last element's code pointer
+};
+
+// Recipe flags.
+enum recipe_flags {
+	RECIPE_IN_BODY = 1, // probe inside the body: the stack walk starts at RBP
+};
+
+// Registers a chain starts from, Go's amd64 ABI order (arguments in RAX, RBX,
+// RCX, RDI, RSI, R8-R11; RDX the closure context).
+enum reg {
+	REG_RAX = 0,
+	REG_RBX = 1,
+	REG_RCX = 2,
+	REG_RDI = 3,
+	REG_RSI = 4,
+	REG_R8 = 5,
+	REG_R9 = 6,
+	REG_R10 = 7,
+	REG_R11 = 8,
+	REG_RDX = 9,
+};
+
+// A chain locates a value from a register: a = reg; a = *(a + off[i]) for
+// each of the first n-1 offsets; the value is read at a + off[n-1] (8 bytes
+// for a PC, 16 for an interface or a slice's pointer and length).
+#define CHAIN_MAX 4
+struct chain {
+	__u8 reg; // enum reg
+	__u8 n;   // 1..CHAIN_MAX offsets
+	__u16 off[CHAIN_MAX];
+};
+
+// A recipe says, for one probe, where the handler and the request's
+// context.Context are. Stored in the recipes array at the attach cookie.
+struct recipe {
+	__u8 pc_kind;     // enum pc_kind
+	__u8 flags;       // enum recipe_flags
+	__u16 probe_off;  // bytes from the function's entry to the probe
+	struct chain pc;  // PC_LOAD, PC_SLICE_LAST
+	struct chain ctx; // ends on the context.Context interface (tab, data)
+};
+
+#define MAX_RECIPES 16384
 
 // Context node kinds (ctx_types values).
-#define NODE_PARENT 1    // struct whose field 0 is the parent context.Context
-#define NODE_VALUE 2     // *context.valueCtx: parent at 0, val (any) at val_off
-#define NODE_SPAN_CTX 3  // dd-trace-go v2 *tracer.spanCtx: *Span at val_off
+enum node_kind {
+	NODE_PARENT = 1,   // struct whose field 0 is the parent context.Context
+	NODE_VALUE = 2,    // *context.valueCtx: parent at 0, val (any) at val_off
+	NODE_SPAN_CTX = 3, // dd-trace-go v2 *tracer.spanCtx: *Span at val_off
+};
 
 // Event flags.
-#define FLAG_HAS_SPAN 1
-#define FLAG_STACK_TRUNC 2
-#define FLAG_TRACE128 4
+enum event_flags {
+	FLAG_HAS_SPAN = 1,
+	FLAG_STACK_TRUNC = 2,
+	FLAG_TRACE128 = 4,
+};
 
 // Span layout: where the IDs are in a span struct (v1 tracer.span and v2
 // tracer.Span share this shape, with different offsets).
@@ -55,19 +109,24 @@ struct span_layout {
 // The span context's span ID lies less than SC_IDS_MAX bytes after the
 // start of its trace ID (both tracers): one read of the span context yields
 // every ID.
-#define LAYOUT_SC_IDS 1
-#define SC_IDS_MAX 64
+enum layout_flags {
+	LAYOUT_SC_IDS = 1,
+};
+enum layout_limits {
+	SC_IDS_MAX = 64,
+};
 
 // NODE_SPAN_CTX: the node's *SpanContext snapshot is the word after its
 // *Span, so the IDs are one read away from the node.
-#define NODE_F_SNAPSHOT 1
+enum node_flags {
+	NODE_F_SNAPSHOT = 1,
+};
 
 // Per-process configuration, keyed by tgid.
 struct proc_cfg {
 	__u64 bias;      // runtime address - file virtual address (PIE)
 	__u32 binary_id; // key into the per-binary maps
-	__u16 req_ctx;   // offset of ctx (context.Context) in net/http.Request
-	__u16 _pad;
+	__u32 _pad;
 };
 
 struct type_key {
@@ -102,12 +161,14 @@ struct event {
 // Counters, per CPU, indexed by the STAT_* values. Every run ends in
 // exactly one of NO_PROC, RINGBUF_FULL, NO_SPAN or EMITTED, so their sum is
 // the number of hits; READ_ERR counts faults along the way.
-#define STAT_NO_PROC 0
-#define STAT_NO_SPAN 1
-#define STAT_READ_ERR 2
-#define STAT_RINGBUF_FULL 3
-#define STAT_EMITTED 4
-#define STAT_MAX 5
+enum stat {
+	STAT_NO_PROC = 0,
+	STAT_NO_SPAN = 1,
+	STAT_READ_ERR = 2,
+	STAT_RINGBUF_FULL = 3,
+	STAT_EMITTED = 4,
+	STAT_MAX = 5,
+};
 
 struct stats {
 	__u64 n[STAT_MAX];
@@ -138,6 +199,14 @@ struct {
 	__type(key, struct type_key);
 	__type(value, struct span_layout);
 } span_types SEC(".maps");
+
+// An array: its lookups are inlined, cheaper than a hash's.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_RECIPES);
+	__type(key, __u32);
+	__type(value, struct recipe);
+} recipes SEC(".maps");
 
 // One entry: a single lookup per run serves every counter.
 struct {
@@ -174,8 +243,17 @@ struct {
 	__type(value, struct stack_window);
 } stack_windows SEC(".maps");
 
-// Force the event type into BTF so bpf2go generates a Go struct for it.
+// Force these types into BTF so bpf2go generates Go types for them.
 const struct event *unused_event __attribute__((unused));
+const enum pc_kind *unused_pc_kind __attribute__((unused));
+const enum recipe_flags *unused_recipe_flags __attribute__((unused));
+const enum reg *unused_reg __attribute__((unused));
+const enum node_kind *unused_node_kind __attribute__((unused));
+const enum event_flags *unused_event_flags __attribute__((unused));
+const enum layout_flags *unused_layout_flags __attribute__((unused));
+const enum layout_limits *unused_layout_limits __attribute__((unused));
+const enum node_flags *unused_node_flags __attribute__((unused));
+const enum stat *unused_stat __attribute__((unused));
 
 static __always_inline void count(struct stats *st, __u32 idx)
 {
@@ -348,6 +426,79 @@ static __always_inline void find_span(struct event *e, const struct proc_cfg *pc
 	}
 }
 
+// regs copies the argument registers a chain may start from, indexed by
+// enum reg (the verifier refuses a load at a computed context offset, which
+// a switch over the context's fields compiles to).
+struct regs {
+	__u64 r[REG_RDX + 1];
+};
+
+static __always_inline void load_regs(struct regs *rs, const struct pt_regs *ctx)
+{
+	rs->r[REG_RAX] = ctx->rax;
+	rs->r[REG_RBX] = ctx->rbx;
+	rs->r[REG_RCX] = ctx->rcx;
+	rs->r[REG_RDI] = ctx->rdi;
+	rs->r[REG_RSI] = ctx->rsi;
+	rs->r[REG_R8] = ctx->r8;
+	rs->r[REG_R9] = ctx->r9;
+	rs->r[REG_R10] = ctx->r10;
+	rs->r[REG_R11] = ctx->r11;
+	rs->r[REG_RDX] = ctx->rdx;
+}
+
+// chain_addr follows c from the registers and returns the address of the
+// value it ends on, or 0 when a pointer on the way is nil or unreadable.
+static __always_inline __u64 chain_addr(const struct regs *rs, const struct chain *c)
+{
+	if (c->reg > REG_RDX)
+		return 0;
+	__u64 a = rs->r[c->reg];
+	__u8 n = c->n;
+	if (n == 0 || n > CHAIN_MAX)
+		return 0;
+#pragma unroll
+	for (int i = 0; i < CHAIN_MAX - 1; i++) {
+		if (i + 1 >= n)
+			break;
+		if (!a || read_u64(&a, a + c->off[i]))
+			return 0;
+	}
+	if (!a)
+		return 0;
+	return a + c->off[(n - 1) & (CHAIN_MAX - 1)];
+}
+
+// handler_pc reads the handler's code address as the recipe says.
+static __always_inline __u64 handler_pc(const struct pt_regs *ctx, const struct regs *rs,
+					 const struct recipe *r)
+{
+	__u64 pc = 0;
+	if (r->pc_kind == PC_SELF)
+		return ctx->rip - r->probe_off;
+	__u64 a = chain_addr(rs, &r->pc);
+	if (!a)
+		return 0;
+	if (r->pc_kind == PC_LOAD) {
+		if (read_u64(&pc, a))
+			return 0;
+		return pc;
+	}
+	if (r->pc_kind == PC_SLICE_LAST) {
+		// A []func: elements are funcval pointers, whose first word is
+		// the code.
+		__u64 sl[2] = {};
+		if (bpf_probe_read_user(sl, sizeof(sl), (const void *)a) || !sl[0] ||
+		    sl[1] == 0 || sl[1] > (1 << 16))
+			return 0;
+		__u64 fv = 0;
+		if (read_u64(&fv, sl[0] + 8 * (sl[1] - 1)) || !fv || read_u64(&pc, fv))
+			return 0;
+		return pc;
+	}
+	return 0;
+}
+
 SEC("uprobe")
 int handler_entry(struct pt_regs *ctx)
 {
@@ -372,27 +523,34 @@ int handler_entry(struct pt_regs *ctx)
 	e->ktime = bpf_ktime_get_ns();
 	__u64 cookie = bpf_get_attach_cookie(ctx);
 	e->cookie = cookie;
-
-	if ((cookie & 0xff) == PROBE_HANDLERFUNC) {
-		if (read_u64(&e->handler_pc, ctx->rax))
-			e->handler_pc = 0;
-	} else {
-		// The probe sits (cookie >> 8) & 0xffff bytes into the function.
-		e->handler_pc = ctx->rip - ((cookie >> 8) & 0xffff);
+	__u32 ri = (__u32)cookie;
+	struct recipe *rp = bpf_map_lookup_elem(&recipes, &ri);
+	if (!rp || !rp->pc_kind) {
+		// The recipe goes before the probe and away after it: only a
+		// detach racing the hit gets here.
+		count(st, STAT_NO_PROC);
+		return 0;
 	}
 
-	__u64 req = ctx->rdi;
+	struct regs rs;
+	load_regs(&rs, ctx);
+	__u64 ctxa = chain_addr(&rs, &rp->ctx);
 	__u64 ctxi[2] = {};
-	if (req && bpf_probe_read_user(ctxi, sizeof(ctxi), (const void *)(req + cfg.req_ctx)) == 0)
+	if (ctxa && bpf_probe_read_user(ctxi, sizeof(ctxi), (const void *)ctxa) == 0)
 		find_span(e, &cfg, st, ctxi[0], ctxi[1]);
 
 	if (!(e->flags & FLAG_HAS_SPAN)) {
 		count(st, STAT_NO_SPAN);
 		return 0;
 	}
+	// The handler is read only for hits under a span: the others are
+	// dropped anyway.
+	e->handler_pc = handler_pc(ctx, &rs, rp);
+	int in_body = rp->flags & RECIPE_IN_BODY;
 
-	// Frame-pointer walk: [rsp] is our caller's return address; rbp is still
-	// the caller's frame pointer, whose frame holds the next return address.
+	// Frame-pointer walk: at a function's PUSHQ BP, [rsp] is our caller's
+	// return address and rbp is still the caller's frame pointer, whose
+	// frame holds the next return address.
 	// Each bpf_probe_read_user costs about 110 ns here, whatever its size,
 	// so one read copies the stack above rsp, up to STACK_WINDOW bytes, and
 	// frames inside it are walked in the copy; only frames beyond it cost a
@@ -409,8 +567,14 @@ int handler_entry(struct pt_regs *ctx)
 	}
 	int got = win && span >= 16 &&
 		  bpf_probe_read_user(win->w, span, (const void *)ctx->rsp) == 0;
+	// Inside a body, the innermost frame is the probed function itself at
+	// the call (its return address is in its frame, at RBP+8).
+	if (in_body) {
+		e->stack[0] = ctx->rip;
+		n = 1;
+	}
 	if (got) {
-		if (win->w[0]) {
+		if (!in_body && win->w[0]) {
 			e->stack[0] = win->w[0];
 			n = 1;
 		}
@@ -433,7 +597,7 @@ int handler_entry(struct pt_regs *ctx)
 			}
 			fp = next;
 		}
-	} else {
+	} else if (!in_body) {
 		__u64 ret = 0;
 		if (read_u64(&ret, ctx->rsp) == 0 && ret) {
 			e->stack[0] = ret;

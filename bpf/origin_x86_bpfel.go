@@ -13,6 +13,13 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type OriginChain struct {
+	_   structs.HostLayout
+	Reg uint8
+	N   uint8
+	Off [4]uint16
+}
+
 type OriginEvent struct {
 	_         structs.HostLayout
 	Pid       uint32
@@ -30,6 +37,32 @@ type OriginEvent struct {
 	Stack     [8]uint64
 }
 
+type OriginEventFlags uint32
+
+const (
+	OriginEventFlagsFLAG_HAS_SPAN    OriginEventFlags = 1
+	OriginEventFlagsFLAG_STACK_TRUNC OriginEventFlags = 2
+	OriginEventFlagsFLAG_TRACE128    OriginEventFlags = 4
+)
+
+type OriginLayoutFlags uint32
+
+const (
+	OriginLayoutFlagsLAYOUT_SC_IDS OriginLayoutFlags = 1
+)
+
+type OriginLayoutLimits uint32
+
+const (
+	OriginLayoutLimitsSC_IDS_MAX OriginLayoutLimits = 64
+)
+
+type OriginNodeFlags uint32
+
+const (
+	OriginNodeFlagsNODE_F_SNAPSHOT OriginNodeFlags = 1
+)
+
 type OriginNodeInfo struct {
 	_      structs.HostLayout
 	Kind   uint8
@@ -38,13 +71,58 @@ type OriginNodeInfo struct {
 	Span   OriginSpanLayout
 }
 
+type OriginNodeKind uint32
+
+const (
+	OriginNodeKindNODE_PARENT   OriginNodeKind = 1
+	OriginNodeKindNODE_VALUE    OriginNodeKind = 2
+	OriginNodeKindNODE_SPAN_CTX OriginNodeKind = 3
+)
+
+type OriginPcKind uint32
+
+const (
+	OriginPcKindPC_SELF       OriginPcKind = 1
+	OriginPcKindPC_LOAD       OriginPcKind = 2
+	OriginPcKindPC_SLICE_LAST OriginPcKind = 3
+)
+
 type OriginProcCfg struct {
 	_        structs.HostLayout
 	Bias     uint64
 	BinaryId uint32
-	ReqCtx   uint16
-	Pad      uint16
+	Pad      uint32
 }
+
+type OriginRecipe struct {
+	_        structs.HostLayout
+	PcKind   uint8
+	Flags    uint8
+	ProbeOff uint16
+	Pc       OriginChain
+	Ctx      OriginChain
+}
+
+type OriginRecipeFlags uint32
+
+const (
+	OriginRecipeFlagsRECIPE_IN_BODY OriginRecipeFlags = 1
+)
+
+type OriginReg uint32
+
+const (
+	OriginRegREG_RAX OriginReg = 0
+	OriginRegREG_RBX OriginReg = 1
+	OriginRegREG_RCX OriginReg = 2
+	OriginRegREG_RDI OriginReg = 3
+	OriginRegREG_RSI OriginReg = 4
+	OriginRegREG_R8  OriginReg = 5
+	OriginRegREG_R9  OriginReg = 6
+	OriginRegREG_R10 OriginReg = 7
+	OriginRegREG_R11 OriginReg = 8
+	OriginRegREG_RDX OriginReg = 9
+)
 
 type OriginSpanLayout struct {
 	_        structs.HostLayout
@@ -60,6 +138,17 @@ type OriginStackWindow struct {
 	_ structs.HostLayout
 	W [512]uint64
 }
+
+type OriginStat uint32
+
+const (
+	OriginStatSTAT_NO_PROC      OriginStat = 0
+	OriginStatSTAT_NO_SPAN      OriginStat = 1
+	OriginStatSTAT_READ_ERR     OriginStat = 2
+	OriginStatSTAT_RINGBUF_FULL OriginStat = 3
+	OriginStatSTAT_EMITTED      OriginStat = 4
+	OriginStatSTAT_MAX          OriginStat = 5
+)
 
 type OriginStats struct {
 	_ structs.HostLayout
@@ -77,17 +166,27 @@ type OriginTypeKey struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	OriginMapCtxTypes      = "ctx_types"
-	OriginMapEvents        = "events"
-	OriginMapProcs         = "procs"
-	OriginMapSpanTypes     = "span_types"
-	OriginMapStackWindows  = "stack_windows"
-	OriginMapStats         = "stats"
-	OriginProgEmptyEntry   = "empty_entry"
-	OriginProgHandlerEntry = "handler_entry"
-	OriginProgReadsEntry   = "reads_entry"
-	OriginVarUnusedEvent   = "unused_event"
-	OriginVarWakeupBytes   = "wakeup_bytes"
+	OriginMapCtxTypes           = "ctx_types"
+	OriginMapEvents             = "events"
+	OriginMapProcs              = "procs"
+	OriginMapRecipes            = "recipes"
+	OriginMapSpanTypes          = "span_types"
+	OriginMapStackWindows       = "stack_windows"
+	OriginMapStats              = "stats"
+	OriginProgEmptyEntry        = "empty_entry"
+	OriginProgHandlerEntry      = "handler_entry"
+	OriginProgReadsEntry        = "reads_entry"
+	OriginVarUnusedEvent        = "unused_event"
+	OriginVarUnusedEventFlags   = "unused_event_flags"
+	OriginVarUnusedLayoutFlags  = "unused_layout_flags"
+	OriginVarUnusedLayoutLimits = "unused_layout_limits"
+	OriginVarUnusedNodeFlags    = "unused_node_flags"
+	OriginVarUnusedNodeKind     = "unused_node_kind"
+	OriginVarUnusedPcKind       = "unused_pc_kind"
+	OriginVarUnusedRecipeFlags  = "unused_recipe_flags"
+	OriginVarUnusedReg          = "unused_reg"
+	OriginVarUnusedStat         = "unused_stat"
+	OriginVarWakeupBytes        = "wakeup_bytes"
 )
 
 // LoadOrigin returns the embedded CollectionSpec for Origin.
@@ -144,6 +243,7 @@ type OriginMapSpecs struct {
 	CtxTypes     *ebpf.MapSpec `ebpf:"ctx_types"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
 	Procs        *ebpf.MapSpec `ebpf:"procs"`
+	Recipes      *ebpf.MapSpec `ebpf:"recipes"`
 	SpanTypes    *ebpf.MapSpec `ebpf:"span_types"`
 	StackWindows *ebpf.MapSpec `ebpf:"stack_windows"`
 	Stats        *ebpf.MapSpec `ebpf:"stats"`
@@ -153,8 +253,17 @@ type OriginMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type OriginVariableSpecs struct {
-	UnusedEvent *ebpf.VariableSpec `ebpf:"unused_event"`
-	WakeupBytes *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	UnusedEvent        *ebpf.VariableSpec `ebpf:"unused_event"`
+	UnusedEventFlags   *ebpf.VariableSpec `ebpf:"unused_event_flags"`
+	UnusedLayoutFlags  *ebpf.VariableSpec `ebpf:"unused_layout_flags"`
+	UnusedLayoutLimits *ebpf.VariableSpec `ebpf:"unused_layout_limits"`
+	UnusedNodeFlags    *ebpf.VariableSpec `ebpf:"unused_node_flags"`
+	UnusedNodeKind     *ebpf.VariableSpec `ebpf:"unused_node_kind"`
+	UnusedPcKind       *ebpf.VariableSpec `ebpf:"unused_pc_kind"`
+	UnusedRecipeFlags  *ebpf.VariableSpec `ebpf:"unused_recipe_flags"`
+	UnusedReg          *ebpf.VariableSpec `ebpf:"unused_reg"`
+	UnusedStat         *ebpf.VariableSpec `ebpf:"unused_stat"`
+	WakeupBytes        *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // OriginObjects contains all objects after they have been loaded into the kernel.
@@ -180,6 +289,7 @@ type OriginMaps struct {
 	CtxTypes     *ebpf.Map `ebpf:"ctx_types"`
 	Events       *ebpf.Map `ebpf:"events"`
 	Procs        *ebpf.Map `ebpf:"procs"`
+	Recipes      *ebpf.Map `ebpf:"recipes"`
 	SpanTypes    *ebpf.Map `ebpf:"span_types"`
 	StackWindows *ebpf.Map `ebpf:"stack_windows"`
 	Stats        *ebpf.Map `ebpf:"stats"`
@@ -190,6 +300,7 @@ func (m *OriginMaps) Close() error {
 		m.CtxTypes,
 		m.Events,
 		m.Procs,
+		m.Recipes,
 		m.SpanTypes,
 		m.StackWindows,
 		m.Stats,
@@ -200,8 +311,17 @@ func (m *OriginMaps) Close() error {
 //
 // It can be passed to LoadOriginObjects or ebpf.CollectionSpec.LoadAndAssign.
 type OriginVariables struct {
-	UnusedEvent *ebpf.Variable `ebpf:"unused_event"`
-	WakeupBytes *ebpf.Variable `ebpf:"wakeup_bytes"`
+	UnusedEvent        *ebpf.Variable `ebpf:"unused_event"`
+	UnusedEventFlags   *ebpf.Variable `ebpf:"unused_event_flags"`
+	UnusedLayoutFlags  *ebpf.Variable `ebpf:"unused_layout_flags"`
+	UnusedLayoutLimits *ebpf.Variable `ebpf:"unused_layout_limits"`
+	UnusedNodeFlags    *ebpf.Variable `ebpf:"unused_node_flags"`
+	UnusedNodeKind     *ebpf.Variable `ebpf:"unused_node_kind"`
+	UnusedPcKind       *ebpf.Variable `ebpf:"unused_pc_kind"`
+	UnusedRecipeFlags  *ebpf.Variable `ebpf:"unused_recipe_flags"`
+	UnusedReg          *ebpf.Variable `ebpf:"unused_reg"`
+	UnusedStat         *ebpf.Variable `ebpf:"unused_stat"`
+	WakeupBytes        *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // OriginPrograms contains all programs after they have been loaded into the kernel.

@@ -84,32 +84,76 @@ func waitAttached(t *testing.T, a *agent, pid int) {
 	t.Fatalf("pid %d not attached within 5 s", pid)
 }
 
-// TestRunTagsSpans is the whole product on one machine: a real dd-trace-go
-// service, started after the agent, is discovered through its exec event,
-// probed, and its spans reach a decoding test Agent through the agent's
-// trace intake carrying exactly the code origin of their handlers.
+// TestRunTagsSpans is the whole product on one machine: real dd-trace-go
+// services, started after the agent, are discovered through their exec
+// events, probed, and their spans reach a decoding test Agent through the
+// agent's trace intake carrying exactly the code origin of their handlers:
+// a net/http service with dd-trace-go v2, and gin, echo, chi, gorilla/mux
+// and httprouter routers with dd-trace-go v1.73 (its contrib integrations)
+// and v2.12 (see e2eservices.FrameworksV2).
 func TestRunTagsSpans(t *testing.T) {
 	testutil.RequireRoot(t)
 	upstream := e2eservices.NewAgent(t)
 	a := startAgent(t, testAgentConfig(upstream.URL))
 	intake := "http://" + a.proxy.Addrs()[0].String()
 
-	bin := e2eservices.Build(t, e2eservices.NetHTTPV2, "-ldflags=-s -w")
-	svc := e2eservices.Start(t, bin, "DD_TRACE_AGENT_URL="+intake, "DD_SERVICE=run-test",
+	var tagged int
+	for _, tc := range []struct {
+		svc   e2eservices.Name
+		flags []string
+	}{
+		{e2eservices.NetHTTPV2, []string{"-buildmode=pie", "-trimpath", "-ldflags=-s -w"}},
+		{e2eservices.FrameworksV1, []string{"-buildmode=pie", "-trimpath", "-ldflags=-s -w"}},
+		{e2eservices.FrameworksV2, []string{"-buildmode=pie", "-trimpath", "-ldflags=-s -w"}},
+	} {
+		t.Run(string(tc.svc), func(t *testing.T) {
+			tagged += checkTagged(t, a, upstream, intake, tc.svc, tc.flags)
+		})
+	}
+
+	// The admin endpoints describe what happened.
+	admin := a.adminURL
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200} {
+		resp, err := http.Get(admin + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("%s: %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+	fams := scrape(t, admin+"/metrics")
+	for name, atLeast := range map[string]float64{
+		"originagent_discover_processes_selected_total": 1,
+		"originagent_records_emitted_total":             float64(tagged),
+		"originagent_export_spans_tagged_total":         float64(tagged),
+	} {
+		if got := sum(fams, name); got < atLeast {
+			t.Errorf("metric %s = %v, want >= %v", name, got, atLeast)
+		}
+	}
+}
+
+// checkTagged runs the service svc built with flags, requests each of its
+// routes once, and checks the spans the Agent received; it returns how
+// many spans it checked.
+func checkTagged(t *testing.T, a *agent, upstream *e2eservices.Agent, intake string, svc e2eservices.Name, flags []string) int {
+	bin := e2eservices.Build(t, svc, flags...)
+	s := e2eservices.Start(t, bin, "DD_TRACE_AGENT_URL="+intake, "DD_SERVICE=run-test-"+string(svc),
 		"DD_CODE_ORIGIN_FOR_SPANS_ENABLED=true", "DD_INSTRUMENTATION_TELEMETRY_ENABLED=false")
-	waitAttached(t, a, svc.PID)
+	waitAttached(t, a, s.PID)
 
 	var truths []e2eservices.Truth
-	for _, r := range e2eservices.Routes {
-		tr, err := svc.Get(context.Background(), r.Path)
+	for _, r := range e2eservices.RoutesOf(svc) {
+		tr, err := s.Get(context.Background(), r.Path)
 		if err != nil {
 			t.Fatal(err)
 		}
 		truths = append(truths, tr)
 	}
-	// An untraced request to a non-opted-in path must not disturb anything.
-	if err := svc.Stop(); err != nil { // flushes the tracer
-		t.Fatalf("service exit: %v\n%s", err, svc.Stderr())
+	if err := s.Stop(); err != nil { // flushes the tracer
+		t.Fatalf("service exit: %v\n%s", err, s.Stderr())
 	}
 	sym, err := symbolize.Open(bin, symbolize.Options{})
 	if err != nil {
@@ -135,29 +179,7 @@ func TestRunTagsSpans(t *testing.T) {
 			}
 		}
 	}
-
-	// The admin endpoints describe what happened.
-	admin := a.adminURL
-	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200} {
-		resp, err := http.Get(admin + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != want {
-			t.Errorf("%s: %d, want %d", path, resp.StatusCode, want)
-		}
-	}
-	fams := scrape(t, admin+"/metrics")
-	for name, atLeast := range map[string]float64{
-		"originagent_discover_processes_selected_total": 1,
-		"originagent_records_emitted_total":             float64(len(truths)),
-		"originagent_export_spans_tagged_total":         float64(len(truths)),
-	} {
-		if got := sum(fams, name); got < atLeast {
-			t.Errorf("metric %s = %v, want >= %v", name, got, atLeast)
-		}
-	}
+	return len(truths)
 }
 
 func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {

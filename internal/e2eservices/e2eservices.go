@@ -29,11 +29,20 @@ import (
 // Name identifies one service under testdata/services.
 type Name string
 
-// The services. NetHTTPV2 is part of the root module; NetHTTPV1 has its own
-// go.mod because dd-trace-go v1 cannot share a build list with v2's deps.
+// The services. NetHTTPV2 is part of the root module; NetHTTPV1 and
+// FrameworksV1 have their own go.mod because dd-trace-go v1 cannot share a
+// build list with v2's deps. FrameworksV1 serves gin, echo, chi,
+// gorilla/mux and httprouter routers, each with its dd-trace-go v1 contrib
+// integration, under their own path prefixes. FrameworksV2 serves the same
+// routes (the files are shared) traced with dd-trace-go v2.12: its net/http
+// contrib for chi, gorilla/mux and httprouter, and for gin and echo, whose
+// v2 contrib modules the module proxy here does not serve, a minimal
+// middleware doing what those contribs do around the real v2 tracer.
 const (
-	NetHTTPV2 Name = "nethttp-v2"
-	NetHTTPV1 Name = "nethttp-v1"
+	NetHTTPV2    Name = "nethttp-v2"
+	NetHTTPV1    Name = "nethttp-v1"
+	FrameworksV1 Name = "frameworks-v1"
+	FrameworksV2 Name = "frameworks-v2"
 )
 
 // Route is one handler shape and the symbol its truth must name.
@@ -61,6 +70,60 @@ var Routes = []Route{
 	{"/closure", "main.routes.newClosure.func1", "main.newClosure.func1"},
 	{"/method", "main.(*users).Get", ""},
 	{"/mw", "main.protectedHandler", ""},
+}
+
+// FrameworkRoutes lists the routes of FrameworksV1: per framework a
+// function, method values with pointer and value receivers, a closure from
+// a constructor in another package (named after the function it is inlined
+// into), an http.Handler struct through the framework's adapter, and
+// handlers behind group and route middleware. Every route also runs user
+// middleware.
+var FrameworkRoutes = []Route{
+	{"/gin/func", "main.ginFunc", ""},
+	{"/gin/method", "main.(*store).ginGet", ""},
+	{"/gin/value", "main.catalog.ginList", ""},
+	{"/gin/closure", "main.ginRoutes.Gin.func2", ""},
+	{"/gin/struct", "main.(*structHandler).ServeHTTP", ""},
+	{"/gin/group/mw", "main.ginGroupHandler", ""},
+	{"/gin/group/method", "main.(*store).ginGet", ""},
+	{"/echo/func", "main.echoFunc", ""},
+	{"/echo/method", "main.(*store).echoGet", ""},
+	{"/echo/value", "main.catalog.echoList", ""},
+	{"/echo/closure", "main.echoRoutes.Echo.func2", ""},
+	{"/echo/struct", "main.(*structHandler).ServeHTTP", ""},
+	{"/echo/group/mw", "main.echoGroupHandler", ""},
+	{"/echo/group/method", "main.(*store).echoGet", ""},
+	{"/chi/func", "main.httpFunc", ""},
+	{"/chi/method", "main.(*store).httpGet", ""},
+	{"/chi/value", "main.catalog.httpList", ""},
+	{"/chi/closure", "main.chiRoutes.HTTP.func4", ""},
+	{"/chi/struct", "main.(*structHandler).ServeHTTP", ""},
+	{"/chi/group/mw", "main.httpGroupHandler", ""},
+	{"/chi/group/method", "main.(*store).httpGet", ""},
+	{"/chi/inline", "main.httpGroupHandler", ""},
+	{"/chi/mount/func", "main.httpFunc", ""},
+	{"/mux/func", "main.httpFunc", ""},
+	{"/mux/method", "main.(*store).httpGet", ""},
+	{"/mux/value", "main.catalog.httpList", ""},
+	{"/mux/closure", "main.muxRoutes.HTTP.func2", ""},
+	{"/mux/struct", "main.(*structHandler).ServeHTTP", ""},
+	{"/mux/group/mw", "main.httpGroupHandler", ""},
+	{"/mux/group/method", "main.(*store).httpGet", ""},
+	{"/httprouter/func", "main.routerFunc", ""},
+	{"/httprouter/method/7", "main.(*store).routerGet", ""},
+	{"/httprouter/value", "main.catalog.routerList", ""},
+	{"/httprouter/closure", "main.routerRoutes.Router.func1", ""},
+	{"/httprouter/struct", "main.(*structHandler).ServeHTTP", ""},
+	{"/httprouter/handlerfunc", "main.httpFunc", ""},
+}
+
+// RoutesOf returns the routes the service serves (the frameworks services
+// share their source files, so the symbols are the same).
+func RoutesOf(name Name) []Route {
+	if name == FrameworksV1 || name == FrameworksV2 {
+		return FrameworkRoutes
+	}
+	return Routes
 }
 
 // Truth is a service's answer on a handler route.
@@ -114,8 +177,8 @@ func Spec(name Name, toolchain string, buildFlags ...string) (testbuild.Spec, er
 	switch name {
 	case NetHTTPV2:
 		spec.Pkg = "./testdata/services/nethttp-v2"
-	case NetHTTPV1:
-		spec.Dir, spec.Pkg = filepath.Join(root, "testdata", "services", "nethttp-v1"), "."
+	case NetHTTPV1, FrameworksV1, FrameworksV2:
+		spec.Dir, spec.Pkg = filepath.Join(root, "testdata", "services", string(name)), "."
 	default:
 		return testbuild.Spec{}, fmt.Errorf("unknown service %q", name)
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"reflect"
 	"sort"
+	"strings"
 
 	"github.com/originagent/originagent/bpf"
 	"github.com/originagent/originagent/internal/gotypes"
@@ -44,7 +45,7 @@ type itabInfo struct {
 type probeTarget struct {
 	target
 	fileOffset uint64 // of the function entry, for the uprobe
-	pushOffset uint16 // bytes from entry to PUSHQ BP (0: on the entry)
+	pushOffset uint16 // bytes from entry to the probe: PUSHQ BP, or the call of an in-body recipe (0: on the entry)
 }
 
 // analysis is everything the engine derives from one binary, shared by all
@@ -53,13 +54,13 @@ type analysis struct {
 	path       string
 	sym        *symbolize.Binary
 	itabs      []itabInfo
-	reqCtx     uint16
 	nodes      map[uint64]bpf.OriginNodeInfo   // itab address -> context node
 	spans      map[uint64]bpf.OriginSpanLayout // type address -> span layout
 	targets    []probeTarget
 	segs       []segment // executable segments, for each process's load bias
 	frameworks []string
 	tracers    []string
+	problems   []string // frameworks found but not probed, and why
 }
 
 func (a *analysis) funcEntry(name string) (uint64, bool) {
@@ -103,12 +104,6 @@ func analyze(path string, sym *symbolize.Binary) (*analysis, error) {
 		a.itabs = append(a.itabs, itabInfo{iface: it.Interface, typ: it.Type, addr: it.Addr, fun: it.Fun})
 	}
 
-	off, err := types.FieldOffset(typeRequest, "ctx")
-	if err != nil {
-		return nil, fmt.Errorf("%w: no net/http.Request.ctx: %v", errNotApplicable, err)
-	}
-	a.reqCtx = uint16(off)
-
 	if err := a.spanTypes(types); err != nil {
 		return nil, err
 	}
@@ -123,10 +118,13 @@ func analyze(path string, sym *symbolize.Binary) (*analysis, error) {
 	if a.segs, err = execSegments(exe); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	sc := &scan{analysis: a, types: types, exe: exe}
 	for _, fw := range frameworks() {
-		ts, err := fw.targets(a)
+		ts, err := fw.targets(sc)
 		if err != nil {
-			return nil, fmt.Errorf("find %s dispatch functions: %w", fw.name, err)
+			// One framework's unexpected build must not cost the others.
+			a.problems = append(a.problems, fmt.Sprintf("%s not probed: %v", fw.name, err))
+			continue
 		}
 		if len(ts) == 0 {
 			continue
@@ -141,8 +139,11 @@ func analyze(path string, sym *symbolize.Binary) (*analysis, error) {
 			a.targets = append(a.targets, pt)
 		}
 	}
+	if len(a.targets) == 0 && len(a.problems) > 0 {
+		return nil, fmt.Errorf("%w: %s", errNotApplicable, strings.Join(a.problems, "; "))
+	}
 	if len(a.targets) == 0 {
-		return nil, fmt.Errorf("%w: no supported framework (net/http handlers) found", errNotApplicable)
+		return nil, fmt.Errorf("%w: no supported framework (net/http, gin, echo, httprouter) found", errNotApplicable)
 	}
 	return a, nil
 }
@@ -282,6 +283,13 @@ func place(f *elf.File, t target) (probeTarget, error) {
 			continue
 		}
 		pt := probeTarget{target: t, fileOffset: t.entry - p.Vaddr + p.Off}
+		if t.at != 0 {
+			if t.at < t.entry || t.at-t.entry >= noCtx {
+				return pt, fmt.Errorf("probe of %s at %#x outside the function at %#x", t.name, t.at, t.entry)
+			}
+			pt.pushOffset = uint16(t.at - t.entry)
+			return pt, nil
+		}
 		code := make([]byte, maxPrologue)
 		n, err := p.ReadAt(code, int64(t.entry-p.Vaddr))
 		if err != nil && !errors.Is(err, io.EOF) {
@@ -299,7 +307,7 @@ func place(f *elf.File, t target) (probeTarget, error) {
 func (a *analysis) probeStatus() []ProbeStatus {
 	out := make([]ProbeStatus, 0, len(a.targets))
 	for _, t := range a.targets {
-		out = append(out, ProbeStatus{Framework: t.framework, Symbol: t.name, AtEntry: t.pushOffset == 0})
+		out = append(out, ProbeStatus{Framework: t.framework, Symbol: t.name, AtEntry: t.pushOffset == 0 && t.at == 0})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Symbol < out[j].Symbol })
 	return out

@@ -34,11 +34,18 @@ type variant struct {
 // externally linked, trimmed paths.
 var hardFlags = []string{"-buildmode=pie", "-trimpath", "-ldflags=-linkmode=external -s -w"}
 
+// strippedFlags are the stripped PIE build of the local toolchain.
+var strippedFlags = []string{"-buildmode=pie", "-trimpath", "-ldflags=-s -w"}
+
 var variants = []variant{
 	{"v2-default", e2eservices.NetHTTPV2, nil, ""},
-	{"v2-stripped-pie", e2eservices.NetHTTPV2, []string{"-buildmode=pie", "-ldflags=-s -w"}, ""},
+	// The stripped builds also trim paths: one compile of each module's
+	// dependencies serves them and the frameworks services.
+	{"v2-stripped-pie-trimpath", e2eservices.NetHTTPV2, strippedFlags, ""},
 	{"v1.73-default", e2eservices.NetHTTPV1, nil, ""},
-	{"v1.73-stripped-pie", e2eservices.NetHTTPV1, []string{"-buildmode=pie", "-ldflags=-s -w"}, ""},
+	{"v1.73-stripped-pie-trimpath", e2eservices.NetHTTPV1, strippedFlags, ""},
+	{"frameworks-v1.73-stripped-pie-trimpath", e2eservices.FrameworksV1, strippedFlags, ""},
+	{"frameworks-v2-stripped-pie-trimpath", e2eservices.FrameworksV2, strippedFlags, ""},
 	// The newest Go release: the v2 service plain and in the hardest
 	// build, the v1 service in the hardest build only.
 	{"go1.27-v2-default", e2eservices.NetHTTPV2, nil, testutil.NewestGo},
@@ -130,6 +137,26 @@ func (r *recorder) origin(span uint64, wait time.Duration) (origin.Record, int, 
 	}
 }
 
+// all returns the records of span received so far.
+func (r *recorder) all(span uint64) []origin.Record {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]origin.Record(nil), r.recs[span]...)
+}
+
+// dispatchProbed reports whether a route of the frameworks service is
+// dispatched by a framework whose recipe reads the route's handler (gin,
+// echo, httprouter), rather than through net/http handlers and their
+// middleware, and is not a struct handler behind the framework's adapter.
+func dispatchProbed(route string) bool {
+	for _, p := range []string{"/gin/", "/echo/", "/httprouter/"} {
+		if strings.HasPrefix(route, p) {
+			return !strings.HasSuffix(route, "/struct") && !strings.HasSuffix(route, "/handlerfunc")
+		}
+	}
+	return false
+}
+
 func newEngine(t testing.TB, sink origin.Sink) *Engine {
 	t.Helper()
 	level := slog.LevelWarn
@@ -183,13 +210,29 @@ func TestEndToEnd(t *testing.T) {
 			if ps := e.Processes(); len(ps) != 1 {
 				t.Fatalf("attached processes = %d, want 1 (see log above)", len(ps))
 			}
-			checkFastLayouts(t, e, v.svc == e2eservices.NetHTTPV2)
-			for _, r := range e2eservices.Routes {
+			checkFastLayouts(t, e, v.svc == e2eservices.NetHTTPV2 || v.svc == e2eservices.FrameworksV2)
+			for _, r := range e2eservices.RoutesOf(v.svc) {
 				route := r.Path
 				for i := 0; i < 3; i++ {
+					before, err := e.BPFStats()
+					if err != nil {
+						t.Fatal(err)
+					}
 					tr, err := svc.Get(context.Background(), route)
 					if err != nil {
 						t.Fatal(err)
+					}
+					// Every probe of the request has fired before its
+					// handler answered; only this service is attached.
+					after, err := e.BPFStats()
+					if err != nil {
+						t.Fatal(err)
+					}
+					if hits := after.Hits - before.Hits; i == 0 {
+						t.Logf("%s: %d probe hits, %d under a span", route, hits, after.Emitted-before.Emitted)
+						if dispatchProbed(route) && strings.HasPrefix(route, "/echo/") && hits != 1 {
+							t.Errorf("%s: %d probe hits, want 1 (echo's route closure)", route, hits)
+						}
 					}
 					span, err := strconv.ParseUint(tr.SpanID, 10, 64)
 					if err != nil || span == 0 {
@@ -210,6 +253,16 @@ func TestEndToEnd(t *testing.T) {
 					if f.Function != tr.Function || f.File != tr.File || f.StartLine != tr.Line {
 						t.Errorf("%s: origin %s %s:%d, want %s %s:%d (%d records for the span)",
 							route, f.Function, f.File, f.StartLine, tr.Function, tr.File, tr.Line, n)
+					}
+					if dispatchProbed(route) {
+						// The framework's own dispatch probe reads the route's
+						// handler: every record of the request names it, none
+						// a middleware.
+						for _, x := range rec.all(span) {
+							if x.Frames[0].Function != tr.Function {
+								t.Errorf("%s: a record names %s, want only %s", route, x.Frames[0].Function, tr.Function)
+							}
+						}
 					}
 					if route == "/mw" && n < 3 {
 						t.Errorf("/mw: %d records, want one per user handler in the chain (>= 3)", n)

@@ -76,14 +76,18 @@ type Engine struct {
 	procs     map[int]*procState
 	bins      map[string]*binState
 	nextBinID uint32
-	closed    bool
+	// Free slots of the recipes array: a binary's probes take one each,
+	// and their attach cookie is its index.
+	freeRecipes []uint32
+	closed      bool
 }
 
 type binState struct {
-	id   uint32
-	key  string
-	an   *analysis
-	refs int
+	id      uint32
+	key     string
+	an      *analysis
+	recipes []uint32 // slot of each of an.targets' recipes
+	refs    int
 }
 
 type procState struct {
@@ -136,6 +140,9 @@ func New(cfg Config, sink origin.Sink, log *slog.Logger, reg prometheus.Register
 		bins:  map[string]*binState{},
 	}
 	e.syncCond = sync.NewCond(&e.syncMu)
+	for i := maxRecipes - 1; i >= 1; i-- { // slot 0 stays empty: a zero cookie names no recipe
+		e.freeRecipes = append(e.freeRecipes, uint32(i))
+	}
 	e.m = newMetrics(e)
 	if reg != nil {
 		if err := reg.Register(e.m); err != nil {
@@ -211,7 +218,7 @@ func (e *Engine) attach(p *discover.Process, d discover.Decision) error {
 		}
 	}
 	// The process's configuration goes in before any probe can fire.
-	cfg := bpf.OriginProcCfg{Bias: bias, BinaryId: bs.id, ReqCtx: bs.an.reqCtx}
+	cfg := bpf.OriginProcCfg{Bias: bias, BinaryId: bs.id}
 	pid := uint32(p.PID)
 	if err := e.objs.Procs.Put(pid, cfg); err != nil {
 		e.releaseLocked(bs)
@@ -224,16 +231,12 @@ func (e *Engine) attach(p *discover.Process, d discover.Decision) error {
 		return fmt.Errorf("open %s for uprobes: %w", path, err)
 	}
 	prog := e.program()
-	for _, t := range bs.an.targets {
-		push := t.pushOffset
-		if e.cfg.benchAtEntry {
-			push = 0
-		}
+	for i, t := range bs.an.targets {
 		l, err := ex.Uprobe(t.name, prog, &link.UprobeOptions{
 			Address: t.fileOffset,
-			Offset:  uint64(push),
+			Offset:  uint64(e.probeOffset(t)),
 			PID:     p.PID,
-			Cookie:  uint64(t.kind) | uint64(push)<<8,
+			Cookie:  uint64(bs.recipes[i]),
 		})
 		if err != nil {
 			for _, l := range ps.links {
@@ -248,6 +251,9 @@ func (e *Engine) attach(p *discover.Process, d discover.Decision) error {
 	e.procMu.Lock()
 	e.procs[p.PID] = ps
 	e.procMu.Unlock()
+	for _, msg := range bs.an.problems {
+		e.log.Warn("framework not probed", "pid", p.PID, "exe", p.Exe, "reason", msg)
+	}
 	e.m.attached.Inc()
 	e.m.probes.Add(float64(len(ps.links)))
 	e.log.Info("attached process", "pid", p.PID, "exe", p.Exe, "service", ps.service,
@@ -269,6 +275,20 @@ func (e *Engine) binaryLocked(path string, sym *symbolize.Binary) (*binState, er
 	}
 	e.nextBinID++
 	bs := &binState{id: e.nextBinID, key: key, an: an, refs: 1}
+	for _, t := range an.targets {
+		slot, err := e.allocRecipe()
+		if err != nil {
+			e.deleteBinaryMaps(bs)
+			return nil, err
+		}
+		bs.recipes = append(bs.recipes, slot)
+		r := t.recipe
+		r.ProbeOff = e.probeOffset(t)
+		if err := e.objs.Recipes.Put(slot, r); err != nil {
+			e.deleteBinaryMaps(bs)
+			return nil, fmt.Errorf("load recipe of %s: %w", t.name, err)
+		}
+	}
 	for addr, n := range an.nodes {
 		if err := e.objs.CtxTypes.Put(bpf.OriginTypeKey{BinaryId: bs.id, Addr: addr}, n); err != nil {
 			e.deleteBinaryMaps(bs)
@@ -285,7 +305,36 @@ func (e *Engine) binaryLocked(path string, sym *symbolize.Binary) (*binState, er
 	return bs, nil
 }
 
+// probeOffset is where in t's function its probe goes: its PUSHQ BP unless
+// the benchmark wants function entries, or the call an in-body recipe reads.
+func (e *Engine) probeOffset(t probeTarget) uint16 {
+	if e.cfg.benchAtEntry && t.at == 0 {
+		return 0
+	}
+	return t.pushOffset
+}
+
+// allocRecipe takes a free slot of the recipes array.
+func (e *Engine) allocRecipe() (uint32, error) {
+	n := len(e.freeRecipes)
+	if n == 0 {
+		return 0, fmt.Errorf("all %d probe recipes in use", maxRecipes)
+	}
+	slot := e.freeRecipes[n-1]
+	e.freeRecipes = e.freeRecipes[:n-1]
+	return slot, nil
+}
+
 func (e *Engine) deleteBinaryMaps(bs *binState) {
+	for _, slot := range bs.recipes {
+		// An array's entries cannot be deleted: a zero recipe makes a
+		// late hit count as no_process.
+		if err := e.objs.Recipes.Put(slot, bpf.OriginRecipe{}); err != nil {
+			e.log.Debug("clear recipe", "slot", slot, "err", err)
+		}
+		e.freeRecipes = append(e.freeRecipes, slot)
+	}
+	bs.recipes = nil
 	for addr := range bs.an.nodes {
 		e.objs.CtxTypes.Delete(bpf.OriginTypeKey{BinaryId: bs.id, Addr: addr})
 	}

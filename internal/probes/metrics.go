@@ -40,7 +40,7 @@ func newMetrics(e *Engine) *metrics {
 			Name: "originagent_events_dropped_total", Help: "Events read but not turned into records, by reason.",
 		}, []string{"reason"}),
 		bpfStats: prometheus.NewDesc("originagent_bpf_probe_hits_total",
-			"Probe hits by outcome, counted by the BPF program: emitted, no_span (no dd-trace-go span in the request context), ringbuf_full (event lost), no_process.",
+			"Probe hits by outcome, counted by the BPF program: emitted, no_span (no dd-trace-go span in the request context), ringbuf_full (event lost), no_process (the process or its probe's recipe is gone).",
 			[]string{"result"}, nil),
 		bpfReadErrs: prometheus.NewDesc("originagent_bpf_read_errors_total",
 			"Faults reading the target's memory in the BPF program (the walk stopped early).", nil, nil),

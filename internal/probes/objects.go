@@ -10,35 +10,27 @@ import (
 	"github.com/originagent/originagent/bpf"
 )
 
-// Probe kinds, carried in the low byte of the attach cookie. They must match
-// PROBE_* in bpf/origin.c.
+// The BPF program's constants, from its own enums (bpf2go -type).
 const (
-	kindHandlerFunc = 1 // receiver is a funcval; the handler is the code it points to
-	kindMethod      = 2 // the probed function is the handler
-)
+	nodeParent  = uint8(bpf.OriginNodeKindNODE_PARENT)
+	nodeValue   = uint8(bpf.OriginNodeKindNODE_VALUE)
+	nodeSpanCtx = uint8(bpf.OriginNodeKindNODE_SPAN_CTX)
 
-// Context node kinds of the ctx_types map; NODE_* in bpf/origin.c.
-const (
-	nodeParent  = 1
-	nodeValue   = 2
-	nodeSpanCtx = 3
-)
+	flagHasSpan    = uint8(bpf.OriginEventFlagsFLAG_HAS_SPAN)
+	flagStackTrunc = uint8(bpf.OriginEventFlagsFLAG_STACK_TRUNC)
+	flagTrace128   = uint8(bpf.OriginEventFlagsFLAG_TRACE128)
 
-// Event flags; FLAG_* in bpf/origin.c.
-const (
-	flagHasSpan    = 1
-	flagStackTrunc = 2
-	flagTrace128   = 4
-)
+	statNoProc      = bpf.OriginStatSTAT_NO_PROC
+	statNoSpan      = bpf.OriginStatSTAT_NO_SPAN
+	statReadErr     = bpf.OriginStatSTAT_READ_ERR
+	statRingbufFull = bpf.OriginStatSTAT_RINGBUF_FULL
+	statEmitted     = bpf.OriginStatSTAT_EMITTED
+	statMax         = bpf.OriginStatSTAT_MAX
 
-// Indexes of the counters in struct stats; STAT_* in bpf/origin.c.
-const (
-	statNoProc = iota
-	statNoSpan
-	statReadErr
-	statRingbufFull
-	statEmitted
-	statMax
+	layoutSCIDs   = uint16(bpf.OriginLayoutFlagsLAYOUT_SC_IDS) // the span context's span ID follows its 128-bit trace ID
+	nodeFSnapshot = uint8(bpf.OriginNodeFlagsNODE_F_SNAPSHOT)  // a span node's *SpanContext snapshot follows its *Span
+	scIDsMax      = uint16(bpf.OriginLayoutLimitsSC_IDS_MAX)   // bytes from a span context's trace ID to its span ID's end
+	maxRecipes    = 16384                                      // MAX_RECIPES: entries of the recipes array
 )
 
 // BPFStats are the BPF program's counters, summed over CPUs.
@@ -50,15 +42,6 @@ type BPFStats struct {
 	Emitted     uint64 // event sent to user space
 	ReadErrors  uint64 // faults reading the target's memory (not an outcome)
 }
-
-// Layout and node flags and limits; LAYOUT_SC_IDS, NODE_F_SNAPSHOT and
-// SC_IDS_MAX in bpf/origin.c.
-const (
-	layoutSCIDs   = 1 // the span context's span ID follows its 128-bit trace ID
-	nodeFSnapshot = 1 // a span node's *SpanContext snapshot follows its *Span
-
-	scIDsMax = 64 // SC_IDS_MAX: bytes from a span context's trace ID to its span ID's end
-)
 
 // noCtx marks a span layout without a span-context pointer.
 const noCtx = 0xffff

@@ -1,0 +1,1 @@
+../frameworks-v1/routes.go
