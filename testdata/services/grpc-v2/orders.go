@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"runtime"
+	"strconv"
+
+	"github.com/DataDog/dd-trace-go/v2/ddtrace/tracer"
+	"google.golang.org/grpc"
+
+	"example.com/grpcsvc/orderpb"
+)
+
+// orderServer implements orderpb.OrdersServer, all but CancelOrder, which
+// the embedded UnimplementedOrdersServer answers.
+type orderServer struct {
+	orderpb.UnimplementedOrdersServer
+}
+
+func (s *orderServer) GetOrder(ctx context.Context, req *orderpb.OrderRequest) (*orderpb.Truth, error) {
+	return truth(ctx, here()), nil
+}
+
+func (s *orderServer) ListOrders(req *orderpb.OrderRequest, stream grpc.ServerStreamingServer[orderpb.Truth]) error {
+	t := truth(stream.Context(), here())
+	for range 3 {
+		if err := stream.Send(t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *orderServer) UploadOrders(stream grpc.ClientStreamingServer[orderpb.OrderRequest, orderpb.Truth]) error {
+	t := truth(stream.Context(), here())
+	for {
+		_, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return stream.SendAndClose(t)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (s *orderServer) Chat(stream grpc.BidiStreamingServer[orderpb.OrderRequest, orderpb.Truth]) error {
+	t := truth(stream.Context(), here())
+	for {
+		_, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := stream.Send(t); err != nil {
+			return err
+		}
+	}
+}
+
+// here returns its caller's PC.
+//
+//go:noinline
+func here() uintptr {
+	pc, _, _, _ := runtime.Caller(1)
+	return pc
+}
+
+// truth reports the span in ctx and the function containing pc, as the
+// tracer and the Go runtime see them.
+func truth(ctx context.Context, pc uintptr) *orderpb.Truth {
+	t := &orderpb.Truth{}
+	if span, ok := tracer.SpanFromContext(ctx); ok {
+		sc := span.Context()
+		t.TraceId = sc.TraceID()
+		t.SpanId = strconv.FormatUint(sc.SpanID(), 10)
+	}
+	if fn := runtime.FuncForPC(pc); fn != nil {
+		t.Function = fn.Name()
+		file, line := fn.FileLine(fn.Entry())
+		t.File, t.Line = file, int64(line)
+	}
+	return t
+}
