@@ -32,6 +32,9 @@ type Name string
 const (
 	NetHTTPV2 Name = "nethttp-v2"
 	NetHTTPV1 Name = "nethttp-v1"
+	// GRPCV2 is a gRPC service (its own go.mod, with its generated code)
+	// whose HTTP driver makes RPCs to itself: GET /call/KIND.
+	GRPCV2 Name = "grpc-v2"
 )
 
 // Route is one handler shape and the symbol its truth must name.
@@ -91,8 +94,8 @@ func Build(t testing.TB, name Name, buildFlags ...string) string {
 	switch name {
 	case NetHTTPV2:
 		args = append(args, "./testdata/services/nethttp-v2")
-	case NetHTTPV1:
-		dir = filepath.Join(root, "testdata", "services", "nethttp-v1")
+	case NetHTTPV1, GRPCV2:
+		dir = filepath.Join(root, "testdata", "services", string(name))
 		args = append(args, ".")
 	default:
 		t.Fatalf("unknown service %q", name)

@@ -11,7 +11,7 @@
 // the truths the implementation method reported (JSON), which the tests
 // compare against what originagent captured.
 //
-// --stats traces through the integration's stats handler instead of its
+// --stats (or GRPCSVC_STATS=true) traces through the integration's stats handler instead of its
 // interceptors. It knows nothing about originagent.
 package main
 
@@ -39,7 +39,7 @@ import (
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address of the HTTP driver")
-	stats := flag.Bool("stats", false, "trace with the stats handler instead of the interceptors")
+	stats := flag.Bool("stats", os.Getenv("GRPCSVC_STATS") == "true", "trace with the stats handler instead of the interceptors (default from GRPCSVC_STATS=true)")
 	flag.Parse()
 	if err := run(*addr, *stats); err != nil {
 		fmt.Fprintln(os.Stderr, "grpc-v2:", err)
