@@ -35,6 +35,10 @@ const (
 	// GRPCV2 is a gRPC service (its own go.mod, with its generated code)
 	// whose HTTP driver makes RPCs to itself: GET /call/KIND.
 	GRPCV2 Name = "grpc-v2"
+	// GRPCV1 is GRPCV2 traced by dd-trace-go v1.73, on grpc-go v1.70
+	// (the oldest that dd-trace-go v1.73 builds with) with the
+	// non-generic stream types of protoc-gen-go-grpc v1.3.
+	GRPCV1 Name = "grpc-v1"
 )
 
 // Route is one handler shape and the symbol its truth must name.
@@ -94,7 +98,7 @@ func Build(t testing.TB, name Name, buildFlags ...string) string {
 	switch name {
 	case NetHTTPV2:
 		args = append(args, "./testdata/services/nethttp-v2")
-	case NetHTTPV1, GRPCV2:
+	case NetHTTPV1, GRPCV2, GRPCV1:
 		dir = filepath.Join(root, "testdata", "services", string(name))
 		args = append(args, ".")
 	default:

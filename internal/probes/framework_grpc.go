@@ -215,20 +215,23 @@ func (g *grpcScan) implementations() []itabInfo {
 		if err != nil || len(ms) == 0 {
 			continue
 		}
+		// The method table names every method; the linker zeroes the
+		// code of those no interface call reaches (mustEmbedUnimplemented
+		// XServer, for one), and those are not probed anyway.
 		ifn := make(map[string]uint64, len(ms))
 		for _, m := range ms {
-			if m.Ifn != 0 {
-				ifn[m.Name] = m.Ifn
-			}
+			ifn[m.Name] = m.Ifn
 		}
 	next:
 		for _, i := range ifaces {
 			im := g.methodsOf(i)
 			fun := make([]uint64, len(im))
 			for k, m := range im {
-				if fun[k] = ifn[m.Name]; fun[k] == 0 {
+				f, ok := ifn[m.Name]
+				if !ok {
 					continue next
 				}
+				fun[k] = f
 			}
 			out = append(out, itabInfo{iface: i, typ: c, fun: fun})
 		}

@@ -69,8 +69,18 @@ func callGRPC(ctx context.Context, svc *e2eservices.Service, kind string) ([]grp
 // Unimplemented...Server is never probed.
 func TestGRPCEndToEnd(t *testing.T) {
 	testutil.RequireRoot(t)
-	// Built once, stripped PIE trimpath as in production, for both modes.
-	bin := e2eservices.Build(t, e2eservices.GRPCV2, "-trimpath", "-buildmode=pie", "-ldflags=-s -w")
+	// The two services build in parallel (each once, stripped PIE
+	// trimpath as in production, for both tracing modes).
+	for _, svc := range []e2eservices.Name{e2eservices.GRPCV2, e2eservices.GRPCV1} {
+		t.Run(string(svc), func(t *testing.T) {
+			t.Parallel()
+			bin := e2eservices.Build(t, svc, "-trimpath", "-buildmode=pie", "-ldflags=-s -w")
+			testGRPC(t, bin)
+		})
+	}
+}
+
+func testGRPC(t *testing.T, bin string) {
 	for _, mode := range []string{"interceptors", "stats-handler"} {
 		t.Run(mode, func(t *testing.T) {
 			agent := e2eservices.NewAgent(t)
