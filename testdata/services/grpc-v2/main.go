@@ -9,13 +9,15 @@
 // ("listening on ADDR"), an untraced HTTP driver: GET /call/KIND makes one
 // RPC of that kind to itself through a plain grpc client and answers with
 // the truths the implementation method reported (JSON), which the tests
-// compare against what originagent captured.
+// compare against what originagent captured. GET /bench/KIND?n=&c= makes
+// many, for the overhead benchmark.
 //
 // --stats (or GRPCSVC_STATS=true) traces through the integration's stats handler instead of its
 // interceptors. It knows nothing about originagent.
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,6 +28,9 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -93,6 +98,7 @@ func run(addr string, stats bool) error {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/call/{kind}", d.call)
+	mux.HandleFunc("/bench/{kind}", d.bench)
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { errc <- hs.Serve(ln) }()
 	fmt.Printf("listening on %s\n", ln.Addr())
@@ -152,6 +158,43 @@ func (d *driver) call(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(truths)
+}
+
+// bench makes ?n= RPCs of a kind from ?c= goroutines, for the overhead
+// benchmark, and answers the wall time in nanoseconds.
+func (d *driver) bench(w http.ResponseWriter, r *http.Request) {
+	n, err1 := strconv.Atoi(r.URL.Query().Get("n"))
+	c, err2 := strconv.Atoi(r.URL.Query().Get("c"))
+	if err1 != nil || err2 != nil || n <= 0 || c <= 0 {
+		http.Error(w, "want ?n=RPCS&c=CONCURRENCY", http.StatusBadRequest)
+		return
+	}
+	kind := r.PathValue("kind")
+	var next atomic.Int64
+	var mu sync.Mutex
+	var failed error
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range c {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(n) {
+				if _, err := d.rpc(r.Context(), kind); err != nil {
+					mu.Lock()
+					failed = cmp.Or(failed, err)
+					mu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if failed != nil {
+		http.Error(w, failed.Error(), http.StatusBadGateway)
+		return
+	}
+	fmt.Fprintln(w, time.Since(start).Nanoseconds())
 }
 
 // truthJSON is a Truth as the driver answers it.
