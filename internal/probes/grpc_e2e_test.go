@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/originagent/originagent/bpf"
 	"github.com/originagent/originagent/internal/e2eservices"
 	"github.com/originagent/originagent/internal/probes/discover"
 	"github.com/originagent/originagent/internal/testutil"
@@ -106,6 +107,7 @@ func testGRPC(t *testing.T, bin string) {
 			if len(probed) != len(grpcKinds) {
 				t.Errorf("grpc probes %v, want one per implemented method (%d)", probed, len(grpcKinds))
 			}
+			checkGRPCRecipes(t, e)
 			for _, k := range grpcKinds {
 				for i := 0; i < 3; i++ {
 					ts, err := callGRPC(context.Background(), svc, k.kind)
@@ -160,5 +162,37 @@ func testGRPC(t *testing.T, bin string) {
 			}
 			rec.mu.Unlock()
 		})
+	}
+}
+
+// checkGRPCRecipes checks where the recipes take the context from: the
+// interface argument after the receiver (and after the request for server
+// streaming), in two registers; and that the streams lead on to a context.
+func checkGRPCRecipes(t *testing.T, e *Engine) {
+	t.Helper()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, bs := range e.bins {
+		for _, tg := range bs.an.targets {
+			if tg.framework != "grpc" {
+				continue
+			}
+			want := uint8(regArg1)
+			if strings.HasSuffix(tg.name, ".ListOrders") {
+				want = uint8(regArg2)
+			}
+			if c := tg.recipe.Ctx; c.N != 0 || c.Reg != want || tg.recipe.PcKind != uint8(bpf.OriginPcKindPC_SELF) {
+				t.Errorf("%s: recipe %+v, want the method itself and the interface in registers %d,%d", tg.name, tg.recipe, want, want+1)
+			}
+		}
+		links := 0
+		for _, it := range bs.an.itabs {
+			if n, ok := bs.an.nodes[it.addr]; ok && n.Kind == nodeLink && strings.Contains(it.typ, "dd-trace-go") {
+				links++
+			}
+		}
+		if links == 0 {
+			t.Errorf("no link node for dd-trace-go's stream wrapper")
+		}
 	}
 }
