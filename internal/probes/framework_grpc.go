@@ -34,8 +34,9 @@ const nodeLink = uint8(bpf.OriginNodeKindNODE_LINK)
 //   - server streaming: M(req *Req, stream S) error: the stream in RCX/RDI;
 //   - client and bidirectional streaming: M(stream S) error: in RBX/RCX;
 //
-// where S is a stream interface (it has Context, SendMsg and RecvMsg, as
-// grpc.ServerStream). A stream carries its context in a field, or wraps
+// where S is a stream interface (it has Context, SendMsg, RecvMsg and
+// SetHeader, as grpc.ServerStream); and the interface is a ServiceDesc's
+// HandlerType (see isHandlerType). A stream carries its context in a field, or wraps
 // another stream that does: the generated grpc.GenericServerStream wraps
 // the tracer's stream wrapper (which holds the span's context), user
 // wrappers, or grpc's own serverStream (which holds the context a stats
@@ -53,7 +54,7 @@ func grpcServer() framework {
 			if _, ok := s.funcEntry(grpcRegisterService); !ok {
 				return nil, nil
 			}
-			g := &grpcScan{scan: s, streams: map[string]bool{}, ifaces: map[string][]gotypes.Method{}}
+			g := &grpcScan{scan: s, streams: map[string]bool{}, handlerTypes: map[string]bool{}, ifaces: map[string][]gotypes.Method{}}
 			g.linkStreams()
 			return g.methods(), nil
 		},
@@ -63,8 +64,9 @@ func grpcServer() framework {
 // grpcScan caches the type questions of one binary's gRPC scan.
 type grpcScan struct {
 	*scan
-	streams map[string]bool             // interface name -> stream-like
-	ifaces  map[string][]gotypes.Method // interface name -> methods (nil: not an interface)
+	streams      map[string]bool             // interface name -> stream-like
+	handlerTypes map[string]bool             // interface name -> a ServiceDesc's HandlerType
+	ifaces       map[string][]gotypes.Method // interface name -> methods (nil: not an interface)
 }
 
 // methodsOf returns the methods of the interface type name, nil when it is
@@ -150,7 +152,7 @@ func (g *grpcScan) methods() []target {
 			continue
 		}
 		ms := g.methodsOf(it.iface)
-		if len(ms) != len(it.fun) {
+		if len(ms) != len(it.fun) || !g.isHandlerType(it.iface) {
 			continue
 		}
 		for i, m := range ms {
@@ -173,6 +175,24 @@ func (g *grpcScan) methods() []target {
 		}
 	}
 	return ts
+}
+
+// isHandlerType reports whether the interface iface is a service's: the
+// HandlerType of a grpc.ServiceDesc variable ((*XServer)(nil), which
+// grpc.Server.RegisterService requires) puts the type descriptor of
+// *XServer in statically initialized data. An interface of the same shapes
+// that serves no service (a repository taking protobuf messages) has none.
+func (g *grpcScan) isHandlerType(iface string) bool {
+	if v, ok := g.handlerTypes[iface]; ok {
+		return v
+	}
+	ok := false
+	if t, err := g.types.Type("*" + iface); err == nil && t.Addr != 0 {
+		refs, err := g.types.DataRefs(t.Addr)
+		ok = err == nil && len(refs) > 0
+	}
+	g.handlerTypes[iface] = ok
+	return ok
 }
 
 // implementations pairs the user's service interfaces with the user types
