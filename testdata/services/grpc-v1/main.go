@@ -67,7 +67,7 @@ func run(addr string, stats bool) error {
 			grpc.ChainStreamInterceptor(grpctrace.StreamServerInterceptor(), authStreams))
 	}
 	srv := grpc.NewServer(opts...)
-	orderpb.RegisterOrdersServer(srv, &orderServer{})
+	orderpb.RegisterOrdersServer(srv, &orderServer{store: memStore{}})
 	registerEchoServer(srv, echoServer{})
 
 	gln, err := net.Listen("tcp", "127.0.0.1:0")
