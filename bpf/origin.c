@@ -61,7 +61,10 @@ enum reg {
 
 // A chain locates a value from a register: a = reg; a = *(a + off[i]) for
 // each of the first n-1 offsets; the value is read at a + off[n-1] (8 bytes
-// for a PC, 16 for an interface or a slice's pointer and length).
+// for a PC, 16 for an interface or a slice's pointer and length). A ctx
+// chain with n = 0 names an interface passed in registers: its itab in reg,
+// its data in the next register of the ABI order (a method's interface
+// argument).
 #define CHAIN_MAX 4
 struct chain {
 	__u8 reg; // enum reg
@@ -86,6 +89,8 @@ enum node_kind {
 	NODE_PARENT = 1,   // struct whose field 0 is the parent context.Context
 	NODE_VALUE = 2,    // *context.valueCtx: parent at 0, val (any) at val_off
 	NODE_SPAN_CTX = 3, // dd-trace-go v2 *tracer.spanCtx: *Span at val_off
+	NODE_LINK = 4,     // struct whose interface field at val_off leads on
+			   // (a stream's context or the stream it wraps)
 };
 
 // Event flags.
@@ -380,7 +385,7 @@ static __always_inline void find_span(struct event *e, const struct proc_cfg *pc
 		__u64 w[6] = {};
 		__u64 a = 0, b = 0;
 		int picked = -1;
-		if (n->kind == NODE_PARENT) {
+		if (n->kind == NODE_PARENT || (n->kind == NODE_LINK && n->val_off == 0)) {
 			if (bpf_probe_read_user(w, 16, (const void *)data)) {
 				count(st, STAT_READ_ERR);
 				return;
@@ -388,6 +393,10 @@ static __always_inline void find_span(struct event *e, const struct proc_cfg *pc
 		} else {
 			if (bpf_probe_read_user(w, sizeof(w), (const void *)data) == 0)
 				picked = pick(w, n->val_off, &a, &b);
+			// A link needs both words of its interface; the last slot
+			// of the read holds only the first.
+			if (picked == 0 && n->kind == NODE_LINK && n->val_off > 32)
+				picked = -1;
 			if (picked) {
 				__u64 v[2] = {};
 				if (bpf_probe_read_user(w, 16, (const void *)data) ||
@@ -420,7 +429,13 @@ static __always_inline void find_span(struct event *e, const struct proc_cfg *pc
 					return;
 			}
 		}
-		// Every node continues with its parent, its first field.
+		// Every node continues with its parent, its first field; a link
+		// with the interface it names.
+		if (n->kind == NODE_LINK && n->val_off != 0) {
+			tab = a;
+			data = b;
+			continue;
+		}
 		tab = w[0];
 		data = w[1];
 	}
@@ -534,9 +549,19 @@ int handler_entry(struct pt_regs *ctx)
 
 	struct regs rs;
 	load_regs(&rs, ctx);
-	__u64 ctxa = chain_addr(&rs, &rp->ctx);
 	__u64 ctxi[2] = {};
-	if (ctxa && bpf_probe_read_user(ctxi, sizeof(ctxi), (const void *)ctxa) == 0)
+	__u8 creg = rp->ctx.reg;
+	if (rp->ctx.n == 0) {
+		if (creg < REG_R11) {
+			ctxi[0] = rs.r[creg];
+			ctxi[1] = rs.r[creg + 1];
+		}
+	} else {
+		__u64 ctxa = chain_addr(&rs, &rp->ctx);
+		if (ctxa && bpf_probe_read_user(ctxi, sizeof(ctxi), (const void *)ctxa))
+			ctxi[0] = 0;
+	}
+	if (ctxi[0])
 		find_span(e, &cfg, st, ctxi[0], ctxi[1]);
 
 	if (!(e->flags & FLAG_HAS_SPAN)) {

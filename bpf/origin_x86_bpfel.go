@@ -77,6 +77,7 @@ const (
 	OriginNodeKindNODE_PARENT   OriginNodeKind = 1
 	OriginNodeKindNODE_VALUE    OriginNodeKind = 2
 	OriginNodeKindNODE_SPAN_CTX OriginNodeKind = 3
+	OriginNodeKindNODE_LINK     OriginNodeKind = 4
 )
 
 type OriginPcKind uint32

@@ -43,6 +43,13 @@ const (
 	NetHTTPV1    Name = "nethttp-v1"
 	FrameworksV1 Name = "frameworks-v1"
 	FrameworksV2 Name = "frameworks-v2"
+	// GRPCV2 is a gRPC service (its own go.mod, with its generated code)
+	// whose HTTP driver makes RPCs to itself: GET /call/KIND.
+	GRPCV2 Name = "grpc-v2"
+	// GRPCV1 is GRPCV2 traced by dd-trace-go v1.73, on grpc-go v1.70
+	// (the oldest that dd-trace-go v1.73 builds with) with the
+	// non-generic stream types of protoc-gen-go-grpc v1.3.
+	GRPCV1 Name = "grpc-v1"
 )
 
 // Route is one handler shape and the symbol its truth must name.
@@ -177,7 +184,7 @@ func Spec(name Name, toolchain string, buildFlags ...string) (testbuild.Spec, er
 	switch name {
 	case NetHTTPV2:
 		spec.Pkg = "./testdata/services/nethttp-v2"
-	case NetHTTPV1, FrameworksV1, FrameworksV2:
+	case NetHTTPV1, FrameworksV1, FrameworksV2, GRPCV2, GRPCV1:
 		spec.Dir, spec.Pkg = filepath.Join(root, "testdata", "services", string(name)), "."
 	default:
 		return testbuild.Spec{}, fmt.Errorf("unknown service %q", name)

@@ -69,6 +69,17 @@ type ctxKey struct{}
 
 type handler struct{ name string }
 
+// service is a statically initialized variable whose interface field holds
+// a type descriptor, as a grpc.ServiceDesc's HandlerType does (DataRefs).
+var service = serviceDesc{Name: "svc", HandlerType: (*serviceIface)(nil)}
+
+type serviceDesc struct {
+	Name        string
+	HandlerType any
+}
+
+type serviceIface interface{ Serve() }
+
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintln(w, h.name, r.Context().Value(ctxKey{}))
 }
@@ -90,6 +101,10 @@ func run() error {
 	var u context.Context = &userCtx{Context: wc, reqID: 7}
 	for _, ctx := range []context.Context{bg, v, c, tc, wc, u} {
 		truth.AddItab(r, ctx)
+	}
+
+	if reflect.TypeOf(service.HandlerType).Elem().NumMethod() != 1 {
+		return fmt.Errorf("service %s: HandlerType %T", service.Name, service.HandlerType)
 	}
 
 	var h http.Handler = &handler{name: "h"}
