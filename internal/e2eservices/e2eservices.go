@@ -50,6 +50,10 @@ const (
 	// (the oldest that dd-trace-go v1.73 builds with) with the
 	// non-generic stream types of protoc-gen-go-grpc v1.3.
 	GRPCV1 Name = "grpc-v1"
+	// ConnectV2 is a connectrpc.com/connect service (its own go.mod, with
+	// its generated code) traced by dd-trace-go v2.12's net/http
+	// integration, whose HTTP driver makes RPCs to itself: GET /call/KIND.
+	ConnectV2 Name = "connect-v2"
 )
 
 // Route is one handler shape and the symbol its truth must name.
@@ -184,7 +188,7 @@ func Spec(name Name, toolchain string, buildFlags ...string) (testbuild.Spec, er
 	switch name {
 	case NetHTTPV2:
 		spec.Pkg = "./testdata/services/nethttp-v2"
-	case NetHTTPV1, FrameworksV1, FrameworksV2, GRPCV2, GRPCV1:
+	case NetHTTPV1, FrameworksV1, FrameworksV2, GRPCV2, GRPCV1, ConnectV2:
 		spec.Dir, spec.Pkg = filepath.Join(root, "testdata", "services", string(name)), "."
 	default:
 		return testbuild.Spec{}, fmt.Errorf("unknown service %q", name)

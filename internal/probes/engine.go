@@ -535,10 +535,12 @@ func (e *Engine) record(ev *bpf.OriginEvent) (origin.Record, bool) {
 		return origin.Record{}, false
 	}
 	h := frames[0]
-	if !h.User {
+	if !h.User || isGeneratedFile(h.File) {
 		e.log.Debug("dropped event", "pid", ps.pid, "handler", h.Function, "reason", "not user code")
-		// A library handler (the tracer's own wrapper, a router's): the user
-		// handler it dispatches to has its own event.
+		// A library handler (the tracer's own wrapper, a router's) or
+		// generated code in the user's module (protoc-gen-connect-go's
+		// path switch, an http.HandlerFunc): the user handler it
+		// dispatches to has its own event.
 		e.m.dropped.WithLabelValues("not_user_code").Inc()
 		return origin.Record{}, false
 	}

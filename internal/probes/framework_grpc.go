@@ -54,24 +54,43 @@ func grpcServer() framework {
 			if _, ok := s.funcEntry(grpcRegisterService); !ok {
 				return nil, nil
 			}
-			g := &grpcScan{scan: s, streams: map[string]bool{}, handlerTypes: map[string]bool{}, ifaces: map[string][]gotypes.Method{}}
+			g := newRPCScan(s, "google.golang.org/grpc.")
+			g.shape, g.isService = g.grpcShape, g.isHandlerType
 			g.linkStreams()
 			return g.methods(), nil
 		},
 	}
 }
 
-// grpcScan caches the type questions of one binary's gRPC scan.
-type grpcScan struct {
+// rpcScan finds the user's implementations of an RPC library's service
+// interfaces (gRPC's, connect's) and caches the type questions of one
+// binary's scan. The library supplies what a service method looks like and
+// how a service interface is told from a user interface of the same shape.
+type rpcScan struct {
 	*scan
-	streams      map[string]bool             // interface name -> stream-like
-	handlerTypes map[string]bool             // interface name -> a ServiceDesc's HandlerType
-	ifaces       map[string][]gotypes.Method // interface name -> methods (nil: not an interface)
+	// lib is the library's package prefix: its own interfaces are never
+	// services.
+	lib string
+	// shape returns the register holding the first word of a service
+	// method's context (or stream) interface argument, or false when a
+	// method of this type is not a service method.
+	shape func(ft *gotypes.Type) (bpf.OriginReg, bool)
+	// isService reports whether an interface of service methods is a
+	// service the library serves.
+	isService func(iface string) bool
+
+	streams  map[string]bool             // interface name -> stream-like
+	services map[string]bool             // interface name -> a service (isService)
+	ifaces   map[string][]gotypes.Method // interface name -> methods (nil: not an interface)
+}
+
+func newRPCScan(s *scan, lib string) *rpcScan {
+	return &rpcScan{scan: s, lib: lib, streams: map[string]bool{}, services: map[string]bool{}, ifaces: map[string][]gotypes.Method{}}
 }
 
 // methodsOf returns the methods of the interface type name, nil when it is
 // not one or cannot be read.
-func (g *grpcScan) methodsOf(name string) []gotypes.Method {
+func (g *rpcScan) methodsOf(name string) []gotypes.Method {
 	if ms, ok := g.ifaces[name]; ok {
 		return ms
 	}
@@ -85,7 +104,7 @@ func (g *grpcScan) methodsOf(name string) []gotypes.Method {
 
 // isStream reports whether t is a server stream: an interface with
 // grpc.ServerStream's Context, SendMsg, RecvMsg and SetHeader methods.
-func (g *grpcScan) isStream(t *gotypes.Type) bool {
+func (g *rpcScan) isStream(t *gotypes.Type) bool {
 	if t == nil || t.Kind != reflect.Interface {
 		return false
 	}
@@ -105,7 +124,7 @@ func (g *grpcScan) isStream(t *gotypes.Type) bool {
 
 // isMessage reports whether t is a pointer to a protobuf message (generated
 // by protoc-gen-go: ProtoReflect, or the older ProtoMessage).
-func (g *grpcScan) isMessage(t *gotypes.Type) bool {
+func (g *rpcScan) isMessage(t *gotypes.Type) bool {
 	if t == nil || t.Kind != reflect.Pointer {
 		return false
 	}
@@ -121,10 +140,10 @@ func (g *grpcScan) isMessage(t *gotypes.Type) bool {
 	return false
 }
 
-// ctxArg returns the register that holds the first word of the method's
+// grpcShape returns the register that holds the first word of the method's
 // context or stream interface argument (the receiver takes RAX), or false
 // when the method does not have the shape of a gRPC service method.
-func (g *grpcScan) ctxArg(ft *gotypes.Type) (bpf.OriginReg, bool) {
+func (g *rpcScan) grpcShape(ft *gotypes.Type) (bpf.OriginReg, bool) {
 	if ft == nil || ft.Kind != reflect.Func || ft.Variadic {
 		return 0, false
 	}
@@ -143,16 +162,16 @@ func (g *grpcScan) ctxArg(ft *gotypes.Type) (bpf.OriginReg, bool) {
 }
 
 // methods returns a target for each user implementation of a service
-// method in the itabs.
-func (g *grpcScan) methods() []target {
+// method, from the static itabs and the types' method tables.
+func (g *rpcScan) methods() []target {
 	var ts []target
 	seen := map[uint64]bool{}
 	for _, it := range append(g.itabs, g.implementations()...) {
-		if len(it.fun) == 0 || strings.HasPrefix(it.iface, "google.golang.org/grpc.") {
+		if len(it.fun) == 0 || strings.HasPrefix(it.iface, g.lib) {
 			continue
 		}
 		ms := g.methodsOf(it.iface)
-		if len(ms) != len(it.fun) || !g.isHandlerType(it.iface) {
+		if len(ms) != len(it.fun) || !g.isService(it.iface) {
 			continue
 		}
 		for i, m := range ms {
@@ -160,7 +179,7 @@ func (g *grpcScan) methods() []target {
 			if fn == 0 || seen[fn] {
 				continue
 			}
-			reg, ok := g.ctxArg(m.Type)
+			reg, ok := g.shape(m.Type)
 			if !ok {
 				continue
 			}
@@ -182,8 +201,8 @@ func (g *grpcScan) methods() []target {
 // grpc.Server.RegisterService requires) puts the type descriptor of
 // *XServer in statically initialized data. An interface of the same shapes
 // that serves no service (a repository taking protobuf messages) has none.
-func (g *grpcScan) isHandlerType(iface string) bool {
-	if v, ok := g.handlerTypes[iface]; ok {
+func (g *rpcScan) isHandlerType(iface string) bool {
+	if v, ok := g.services[iface]; ok {
 		return v
 	}
 	ok := false
@@ -191,17 +210,18 @@ func (g *grpcScan) isHandlerType(iface string) bool {
 		refs, err := g.types.DataRefs(t.Addr)
 		ok = err == nil && len(refs) > 0
 	}
-	g.handlerTypes[iface] = ok
+	g.services[iface] = ok
 	return ok
 }
 
 // implementations pairs the user's service interfaces with the user types
-// that implement them, as the runtime builds an itab when the generated
-// handler asserts srv.(XServer): the binary has a static itab only when the
+// that implement them, as the runtime builds an itab when generated code
+// converts an implementation at run time (gRPC's handler asserts
+// srv.(XServer)): the binary has a static itab only when the
 // implementation was converted to the interface in code the compiler kept
 // (a register function inlined into its caller may convert the
 // implementation to any directly).
-func (g *grpcScan) implementations() []itabInfo {
+func (g *rpcScan) implementations() []itabInfo {
 	names, err := g.types.TypeNames()
 	if err != nil {
 		return nil
@@ -217,7 +237,7 @@ func (g *grpcScan) implementations() []itabInfo {
 		}
 		if t.Kind == reflect.Interface {
 			for _, m := range g.methodsOf(n) {
-				if _, ok := g.ctxArg(m.Type); ok {
+				if _, ok := g.shape(m.Type); ok {
 					ifaces = append(ifaces, n)
 					break
 				}
@@ -263,7 +283,7 @@ func (g *grpcScan) implementations() []itabInfo {
 // is the user's: a receiver wrapper counts as the method it wraps, which
 // must be user code outside generated files (a method promoted from an
 // embedded Unimplemented...Server resolves to generated code).
-func (g *grpcScan) userMethod(fn uint64) (string, bool) {
+func (g *rpcScan) userMethod(fn uint64) (string, bool) {
 	frames, err := g.sym.Lookup(fn, false)
 	if err != nil || len(frames) == 0 {
 		return "", false
@@ -276,14 +296,15 @@ func (g *grpcScan) userMethod(fn uint64) (string, bool) {
 }
 
 // isGeneratedFile reports whether file is protoc output (protoc-gen-go's
-// x.pb.go, protoc-gen-go-grpc's x_grpc.pb.go), which is never the origin.
+// x.pb.go, protoc-gen-go-grpc's x_grpc.pb.go, protoc-gen-connect-go's
+// x.connect.go), which is never the origin.
 func isGeneratedFile(file string) bool {
-	return strings.HasSuffix(file, ".pb.go")
+	return strings.HasSuffix(file, ".pb.go") || strings.HasSuffix(file, ".connect.go")
 }
 
 // linkStreams makes every stream type with a static itab a link node of the
 // context walk: to its context field, else to the stream it wraps.
-func (g *grpcScan) linkStreams() {
+func (g *rpcScan) linkStreams() {
 	for _, it := range g.itabs {
 		if _, ok := g.nodes[it.addr]; ok {
 			continue
@@ -302,7 +323,7 @@ func (g *grpcScan) linkStreams() {
 
 // streamLink returns the offset in the struct *ptrType points to of its
 // context.Context field or, lacking one, of the stream interface it wraps.
-func (g *grpcScan) streamLink(ptrType string) (uint16, bool) {
+func (g *rpcScan) streamLink(ptrType string) (uint16, bool) {
 	t, err := g.types.Type(ptrType)
 	if err != nil || t.Kind != reflect.Pointer || t.Elem == nil || t.Elem.Kind != reflect.Struct {
 		return 0, false
