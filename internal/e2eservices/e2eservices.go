@@ -83,8 +83,8 @@ var Routes = []Route{
 // function, method values with pointer and value receivers, a closure from
 // a constructor in another package (named after the function it is inlined
 // into), an http.Handler struct through the framework's adapter, and
-// handlers behind group and route middleware. Every route also runs user
-// middleware.
+// handlers behind group and route middleware (fiber has no http.Handler
+// route). Every route also runs user middleware.
 var FrameworkRoutes = []Route{
 	{"/gin/func", "main.ginFunc", ""},
 	{"/gin/method", "main.(*store).ginGet", ""},
@@ -122,6 +122,12 @@ var FrameworkRoutes = []Route{
 	{"/httprouter/closure", "main.routerRoutes.Router.func1", ""},
 	{"/httprouter/struct", "main.(*structHandler).ServeHTTP", ""},
 	{"/httprouter/handlerfunc", "main.httpFunc", ""},
+	{"/fiber/func", "main.fiberFunc", ""},
+	{"/fiber/method", "main.(*store).fiberGet", ""},
+	{"/fiber/value", "main.catalog.fiberList", ""},
+	{"/fiber/closure", "main.fiberRoutes.Fiber.func2", ""},
+	{"/fiber/group/mw", "main.fiberGroupHandler", ""},
+	{"/fiber/group/method", "main.(*store).fiberGet", ""},
 }
 
 // RoutesOf returns the routes the service serves (the frameworks services
