@@ -32,11 +32,11 @@ type Name string
 // The services. NetHTTPV2 is part of the root module; NetHTTPV1 and
 // FrameworksV1 have their own go.mod because dd-trace-go v1 cannot share a
 // build list with v2's deps. FrameworksV1 serves gin, echo, chi,
-// gorilla/mux and httprouter routers, each with its dd-trace-go v1 contrib
+// gorilla/mux, httprouter and fiber routers, each with its dd-trace-go v1 contrib
 // integration, under their own path prefixes. FrameworksV2 serves the same
 // routes (the files are shared) traced with dd-trace-go v2.12: its net/http
-// contrib for chi, gorilla/mux and httprouter, and for gin and echo, whose
-// v2 contrib modules the module proxy here does not serve, a minimal
+// contrib for chi, gorilla/mux and httprouter, and for gin, echo and fiber,
+// whose v2 contrib modules the module proxy here does not serve, a minimal
 // middleware doing what those contribs do around the real v2 tracer.
 const (
 	NetHTTPV2    Name = "nethttp-v2"
