@@ -30,13 +30,12 @@ func fiber() framework {
 				return nil, nil
 			}
 			const ctxType = "github.com/gofiber/fiber/v2.Ctx"
-			var offs [5]uint16
+			var offs [4]uint16
 			for i, fp := range []struct{ typ, field string }{
 				{ctxType, "matched"},
 				{ctxType, "route"},
 				{"github.com/gofiber/fiber/v2.Route", "Handlers"},
 				{ctxType, "fasthttp"},
-				{"github.com/valyala/fasthttp.RequestCtx", "userValues"},
 			} {
 				off, err := s.offset(fp.typ, fp.field)
 				if err != nil {
@@ -44,7 +43,17 @@ func fiber() framework {
 				}
 				offs[i] = off
 			}
-			matched, route, handlers, fasthttp, userValues := offs[0], offs[1], offs[2], offs[3], offs[4]
+			matched, route, handlers, fasthttp := offs[0], offs[1], offs[2], offs[3]
+			// fasthttp keeps the user values in RequestCtx (v1.51) or in
+			// its embedded Request (later releases).
+			const requestCtx = "github.com/valyala/fasthttp.RequestCtx"
+			userValues, err := s.offset(requestCtx, "userValues")
+			if err != nil {
+				var err2 error
+				if userValues, err2 = s.offset(requestCtx, "Request", "userValues"); err2 != nil {
+					return nil, fmt.Errorf("fasthttp user values: %w; %w", err, err2)
+				}
+			}
 			strType, err := s.types.TypeAddrs("string")
 			if err != nil || len(strType) != 1 {
 				return nil, fmt.Errorf("string type descriptor: %d found (%v)", len(strType), err)
