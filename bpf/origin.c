@@ -42,6 +42,7 @@ enum pc_kind {
 // Recipe flags.
 enum recipe_flags {
 	RECIPE_IN_BODY = 1, // probe inside the body: the stack walk starts at RBP
+	RECIPE_CTX_KV = 2,  // the ctx chain ends on a key/value slice (struct recipe)
 };
 
 // Registers a chain starts from, Go's amd64 ABI order (arguments in RAX, RBX,
@@ -72,14 +73,29 @@ struct chain {
 	__u16 off[CHAIN_MAX];
 };
 
+// Bounds of a RECIPE_CTX_KV search: pairs looked at, key bytes compared.
+enum kv_limits {
+	KV_MAX = 8,
+	KV_KEY_MAX = 32,
+};
+
 // A recipe says, for one probe, where the handler and the request's
 // context.Context are. Stored in the recipes array at the attach cookie.
+//
+// With RECIPE_CTX_KV the ctx chain ends on a slice of {key, value any}
+// pairs (fasthttp's per-request user values): the context is the value of
+// the first of at most KV_MAX pairs whose key is a string (type key_type)
+// equal to key[:key_len]. Such a value is an any: its first word is a type,
+// not an itab, and ctx_types holds context nodes under both.
 struct recipe {
 	__u8 pc_kind;     // enum pc_kind
 	__u8 flags;       // enum recipe_flags
 	__u16 probe_off;  // bytes from the function's entry to the probe
 	struct chain pc;  // PC_LOAD, PC_SLICE_LAST
 	struct chain ctx; // ends on the context.Context interface (tab, data)
+	__u8 key_len;     // RECIPE_CTX_KV: 1..KV_KEY_MAX
+	__u64 key_type;   // RECIPE_CTX_KV: file address of the string type
+	char key[KV_KEY_MAX];
 };
 
 #define MAX_RECIPES 16384
@@ -252,6 +268,7 @@ struct {
 const struct event *unused_event __attribute__((unused));
 const enum pc_kind *unused_pc_kind __attribute__((unused));
 const enum recipe_flags *unused_recipe_flags __attribute__((unused));
+const enum kv_limits *unused_kv_limits __attribute__((unused));
 const enum reg *unused_reg __attribute__((unused));
 const enum node_kind *unused_node_kind __attribute__((unused));
 const enum event_flags *unused_event_flags __attribute__((unused));
@@ -484,6 +501,42 @@ static __always_inline __u64 chain_addr(const struct regs *rs, const struct chai
 	return a + c->off[(n - 1) & (CHAIN_MAX - 1)];
 }
 
+// kv_find searches the key/value slice at sl for the recipe's key and
+// returns its value (an any) in v; 0 when found.
+static __always_inline int kv_find(const struct recipe *r, __u64 sl, __u64 bias, __u64 v[2])
+{
+	__u64 hdr[2] = {};
+	__u32 klen = r->key_len;
+	if (klen == 0 || klen > KV_KEY_MAX ||
+	    bpf_probe_read_user(hdr, sizeof(hdr), (const void *)sl) || !hdr[0])
+		return -1;
+	for (int i = 0; i < KV_MAX; i++) {
+		if (i >= hdr[1])
+			return -1;
+		__u64 kv[4] = {}, str[2] = {};
+		if (bpf_probe_read_user(kv, sizeof(kv), (const void *)(hdr[0] + 32 * i)))
+			return -1;
+		if (kv[0] - bias != r->key_type || !kv[1] ||
+		    bpf_probe_read_user(str, sizeof(str), (const void *)kv[1]) ||
+		    str[1] != klen || !str[0])
+			continue;
+		char b[KV_KEY_MAX] = {};
+		if (bpf_probe_read_user(b, klen, (const void *)str[0]))
+			continue;
+		int same = 1;
+#pragma unroll
+		for (int j = 0; j < KV_KEY_MAX; j++)
+			if (j < klen && b[j] != r->key[j])
+				same = 0;
+		if (same) {
+			v[0] = kv[2];
+			v[1] = kv[3];
+			return 0;
+		}
+	}
+	return -1;
+}
+
 // handler_pc reads the handler's code address as the recipe says.
 static __always_inline __u64 handler_pc(const struct pt_regs *ctx, const struct regs *rs,
 					 const struct recipe *r)
@@ -558,8 +611,12 @@ int handler_entry(struct pt_regs *ctx)
 		}
 	} else {
 		__u64 ctxa = chain_addr(&rs, &rp->ctx);
-		if (ctxa && bpf_probe_read_user(ctxi, sizeof(ctxi), (const void *)ctxa))
+		if (rp->flags & RECIPE_CTX_KV) {
+			if (ctxa && kv_find(rp, ctxa, cfg.bias, ctxi))
+				ctxi[0] = 0;
+		} else if (ctxa && bpf_probe_read_user(ctxi, sizeof(ctxi), (const void *)ctxa)) {
 			ctxi[0] = 0;
+		}
 	}
 	if (ctxi[0])
 		find_span(e, &cfg, st, ctxi[0], ctxi[1]);

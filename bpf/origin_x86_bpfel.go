@@ -45,6 +45,13 @@ const (
 	OriginEventFlagsFLAG_TRACE128    OriginEventFlags = 4
 )
 
+type OriginKvLimits uint32
+
+const (
+	OriginKvLimitsKV_MAX     OriginKvLimits = 8
+	OriginKvLimitsKV_KEY_MAX OriginKvLimits = 32
+)
+
 type OriginLayoutFlags uint32
 
 const (
@@ -102,12 +109,17 @@ type OriginRecipe struct {
 	ProbeOff uint16
 	Pc       OriginChain
 	Ctx      OriginChain
+	KeyLen   uint8
+	_        [7]byte
+	KeyType  uint64
+	Key      [32]int8
 }
 
 type OriginRecipeFlags uint32
 
 const (
 	OriginRecipeFlagsRECIPE_IN_BODY OriginRecipeFlags = 1
+	OriginRecipeFlagsRECIPE_CTX_KV  OriginRecipeFlags = 2
 )
 
 type OriginReg uint32
@@ -179,6 +191,7 @@ const (
 	OriginProgReadsEntry        = "reads_entry"
 	OriginVarUnusedEvent        = "unused_event"
 	OriginVarUnusedEventFlags   = "unused_event_flags"
+	OriginVarUnusedKvLimits     = "unused_kv_limits"
 	OriginVarUnusedLayoutFlags  = "unused_layout_flags"
 	OriginVarUnusedLayoutLimits = "unused_layout_limits"
 	OriginVarUnusedNodeFlags    = "unused_node_flags"
@@ -256,6 +269,7 @@ type OriginMapSpecs struct {
 type OriginVariableSpecs struct {
 	UnusedEvent        *ebpf.VariableSpec `ebpf:"unused_event"`
 	UnusedEventFlags   *ebpf.VariableSpec `ebpf:"unused_event_flags"`
+	UnusedKvLimits     *ebpf.VariableSpec `ebpf:"unused_kv_limits"`
 	UnusedLayoutFlags  *ebpf.VariableSpec `ebpf:"unused_layout_flags"`
 	UnusedLayoutLimits *ebpf.VariableSpec `ebpf:"unused_layout_limits"`
 	UnusedNodeFlags    *ebpf.VariableSpec `ebpf:"unused_node_flags"`
@@ -314,6 +328,7 @@ func (m *OriginMaps) Close() error {
 type OriginVariables struct {
 	UnusedEvent        *ebpf.Variable `ebpf:"unused_event"`
 	UnusedEventFlags   *ebpf.Variable `ebpf:"unused_event_flags"`
+	UnusedKvLimits     *ebpf.Variable `ebpf:"unused_kv_limits"`
 	UnusedLayoutFlags  *ebpf.Variable `ebpf:"unused_layout_flags"`
 	UnusedLayoutLimits *ebpf.Variable `ebpf:"unused_layout_limits"`
 	UnusedNodeFlags    *ebpf.Variable `ebpf:"unused_node_flags"`

@@ -32,11 +32,11 @@ type Name string
 // The services. NetHTTPV2 is part of the root module; NetHTTPV1 and
 // FrameworksV1 have their own go.mod because dd-trace-go v1 cannot share a
 // build list with v2's deps. FrameworksV1 serves gin, echo, chi,
-// gorilla/mux and httprouter routers, each with its dd-trace-go v1 contrib
+// gorilla/mux, httprouter and fiber routers, each with its dd-trace-go v1 contrib
 // integration, under their own path prefixes. FrameworksV2 serves the same
 // routes (the files are shared) traced with dd-trace-go v2.12: its net/http
-// contrib for chi, gorilla/mux and httprouter, and for gin and echo, whose
-// v2 contrib modules the module proxy here does not serve, a minimal
+// contrib for chi, gorilla/mux and httprouter, and for gin, echo and fiber,
+// whose v2 contrib modules the module proxy here does not serve, a minimal
 // middleware doing what those contribs do around the real v2 tracer.
 const (
 	NetHTTPV2    Name = "nethttp-v2"
@@ -87,8 +87,8 @@ var Routes = []Route{
 // function, method values with pointer and value receivers, a closure from
 // a constructor in another package (named after the function it is inlined
 // into), an http.Handler struct through the framework's adapter, and
-// handlers behind group and route middleware. Every route also runs user
-// middleware.
+// handlers behind group and route middleware (fiber has no http.Handler
+// route). Every route also runs user middleware.
 var FrameworkRoutes = []Route{
 	{"/gin/func", "main.ginFunc", ""},
 	{"/gin/method", "main.(*store).ginGet", ""},
@@ -126,6 +126,12 @@ var FrameworkRoutes = []Route{
 	{"/httprouter/closure", "main.routerRoutes.Router.func1", ""},
 	{"/httprouter/struct", "main.(*structHandler).ServeHTTP", ""},
 	{"/httprouter/handlerfunc", "main.httpFunc", ""},
+	{"/fiber/func", "main.fiberFunc", ""},
+	{"/fiber/method", "main.(*store).fiberGet", ""},
+	{"/fiber/value", "main.catalog.fiberList", ""},
+	{"/fiber/closure", "main.fiberRoutes.Fiber.func2", ""},
+	{"/fiber/group/mw", "main.fiberGroupHandler", ""},
+	{"/fiber/group/method", "main.(*store).fiberGet", ""},
 }
 
 // RoutesOf returns the routes the service serves (the frameworks services

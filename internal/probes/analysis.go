@@ -38,6 +38,7 @@ var errNotApplicable = errors.New("not applicable")
 type itabInfo struct {
 	iface, typ string
 	addr       uint64
+	typeAddr   uint64 // of the concrete type's descriptor
 	fun        []uint64
 }
 
@@ -101,7 +102,7 @@ func analyze(path string, sym *symbolize.Binary) (*analysis, error) {
 		return nil, fmt.Errorf("read itabs: %w", err)
 	}
 	for _, it := range its {
-		a.itabs = append(a.itabs, itabInfo{iface: it.Interface, typ: it.Type, addr: it.Addr, fun: it.Fun})
+		a.itabs = append(a.itabs, itabInfo{iface: it.Interface, typ: it.Type, addr: it.Addr, typeAddr: it.TypeAddr, fun: it.Fun})
 	}
 
 	if err := a.spanTypes(types); err != nil {
@@ -143,7 +144,7 @@ func analyze(path string, sym *symbolize.Binary) (*analysis, error) {
 		return nil, fmt.Errorf("%w: %s", errNotApplicable, strings.Join(a.problems, "; "))
 	}
 	if len(a.targets) == 0 {
-		return nil, fmt.Errorf("%w: no supported framework (net/http, gin, echo, httprouter) found", errNotApplicable)
+		return nil, fmt.Errorf("%w: no supported framework (net/http, gin, echo, httprouter, gRPC, fiber) found", errNotApplicable)
 	}
 	return a, nil
 }
@@ -229,29 +230,44 @@ func (a *analysis) contextNodes(types *gotypes.Binary) error {
 		if it.iface != typeContext {
 			continue
 		}
-		switch it.typ {
-		case typeValueCtx:
-			a.nodes[it.addr] = bpf.OriginNodeInfo{Kind: nodeValue, ValOff: uint16(valOff)}
-		case typeV2SpanCtx:
-			off, err := types.FieldOffset(typeV2SpanCtxS, "span")
-			if err != nil || v2 == nil {
-				continue
-			}
-			n := bpf.OriginNodeInfo{Kind: nodeSpanCtx, ValOff: uint16(off), Span: *v2}
-			// The snapshot *SpanContext taken when the span was put in
-			// the context carries the IDs; the probe reads it when it is
-			// the word after the span, as in v2.12.
-			if snap, err := types.FieldOffset(typeV2SpanCtxS, "snapshot"); err == nil && snap == off+8 {
-				n.Flags |= nodeFSnapshot
-			}
-			a.nodes[it.addr] = n
-		default:
-			if parentFirst(types, it.typ) {
-				a.nodes[it.addr] = bpf.OriginNodeInfo{Kind: nodeParent}
-			}
+		n, ok := a.contextNode(types, it, valOff, v2)
+		if !ok {
+			continue
+		}
+		a.nodes[it.addr] = n
+		// A context held in an any (fiber's user context) starts with
+		// its type, not an itab: the node is found under both.
+		if it.typeAddr != 0 {
+			a.nodes[it.typeAddr] = n
 		}
 	}
 	return nil
+}
+
+// contextNode classifies the implementation of context.Context of one itab.
+func (a *analysis) contextNode(types *gotypes.Binary, it itabInfo, valOff uint64, v2 *bpf.OriginSpanLayout) (bpf.OriginNodeInfo, bool) {
+	switch it.typ {
+	case typeValueCtx:
+		return bpf.OriginNodeInfo{Kind: nodeValue, ValOff: uint16(valOff)}, true
+	case typeV2SpanCtx:
+		off, err := types.FieldOffset(typeV2SpanCtxS, "span")
+		if err != nil || v2 == nil {
+			return bpf.OriginNodeInfo{}, false
+		}
+		n := bpf.OriginNodeInfo{Kind: nodeSpanCtx, ValOff: uint16(off), Span: *v2}
+		// The snapshot *SpanContext taken when the span was put in
+		// the context carries the IDs; the probe reads it when it is
+		// the word after the span, as in v2.12.
+		if snap, err := types.FieldOffset(typeV2SpanCtxS, "snapshot"); err == nil && snap == off+8 {
+			n.Flags |= nodeFSnapshot
+		}
+		return n, true
+	default:
+		if parentFirst(types, it.typ) {
+			return bpf.OriginNodeInfo{Kind: nodeParent}, true
+		}
+	}
+	return bpf.OriginNodeInfo{}, false
 }
 
 // parentFirst reports whether ptrType is a pointer to a struct whose field at

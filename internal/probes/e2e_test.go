@@ -146,10 +146,10 @@ func (r *recorder) all(span uint64) []origin.Record {
 
 // dispatchProbed reports whether a route of the frameworks service is
 // dispatched by a framework whose recipe reads the route's handler (gin,
-// echo, httprouter), rather than through net/http handlers and their
+// echo, httprouter, fiber), rather than through net/http handlers and their
 // middleware, and is not a struct handler behind the framework's adapter.
 func dispatchProbed(route string) bool {
-	for _, p := range []string{"/gin/", "/echo/", "/httprouter/"} {
+	for _, p := range []string{"/gin/", "/echo/", "/httprouter/", "/fiber/"} {
 		if strings.HasPrefix(route, p) {
 			return !strings.HasSuffix(route, "/struct") && !strings.HasSuffix(route, "/handlerfunc")
 		}
@@ -232,6 +232,11 @@ func TestEndToEnd(t *testing.T) {
 						t.Logf("%s: %d probe hits, %d under a span", route, hits, after.Emitted-before.Emitted)
 						if dispatchProbed(route) && strings.HasPrefix(route, "/echo/") && hits != 1 {
 							t.Errorf("%s: %d probe hits, want 1 (echo's route closure)", route, hits)
+						}
+						// fiber: the net/http adaptor's hit without a span and
+						// the one of fiber's dispatch.
+						if emitted := after.Emitted - before.Emitted; strings.HasPrefix(route, "/fiber/") && emitted != 1 {
+							t.Errorf("%s: %d probe hits under a span, want 1 (fiber's matched route)", route, emitted)
 						}
 					}
 					span, err := strconv.ParseUint(tr.SpanID, 10, 64)

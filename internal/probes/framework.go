@@ -100,7 +100,7 @@ const (
 
 // frameworks lists what originagent knows, in probe order.
 func frameworks() []framework {
-	return []framework{netHTTP(), gin(), echo(), httprouter(), grpcServer(), connectServer()}
+	return []framework{netHTTP(), gin(), echo(), httprouter(), fiber(), grpcServer(), connectServer()}
 }
 
 // netHTTP probes the standard library's net/http, which chi and gorilla/mux

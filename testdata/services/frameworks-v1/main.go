@@ -1,7 +1,7 @@
 // Command frameworks-v1 (and frameworks-v2, which shares this file) is an
 // end-to-end test target for originagent: one service serving gin, echo,
-// chi, gorilla/mux and httprouter routers under their own path prefixes, as
-// five services of one framework each would, traced as tracing.go says.
+// chi, gorilla/mux, httprouter and fiber routers under their own path prefixes, as
+// six services of one framework each would, traced as tracing.go says.
 // Every route answers with the truth the tests compare against.
 //
 // It knows nothing about originagent; the tracer is configured through
@@ -50,6 +50,7 @@ func run(addr string) error {
 	top.Handle("/chi/", chiRoutes(tr, &n))
 	top.Handle("/mux/", muxRoutes(tr, &n))
 	top.Handle("/httprouter/", routerRoutes(tr, &n))
+	top.Handle("/fiber/", fiberRoutes(tr, &n))
 	top.HandleFunc("/pid", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]int{"pid": os.Getpid()})

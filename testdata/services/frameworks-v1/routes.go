@@ -9,6 +9,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/go-chi/chi/v5"
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/gorilla/mux"
 	"github.com/julienschmidt/httprouter"
 	"github.com/labstack/echo/v4"
@@ -26,6 +28,7 @@ type tracing struct {
 	// handler serving it.
 	mux    func() (*mux.Router, http.Handler)
 	router func() (*httprouter.Router, http.Handler)
+	fiber  fiber.Handler
 }
 
 // This file is shared by frameworks-v1 and frameworks-v2 (a symbolic link
@@ -286,4 +289,94 @@ func routerRoutes(tr tracing, n *atomic.Int64) http.Handler {
 	r.Handler(http.MethodGet, "/httprouter/struct", &structHandler{})
 	r.HandlerFunc(http.MethodGet, "/httprouter/handlerfunc", httpFunc)
 	return httpRequestID(n)(h)
+}
+
+// ---- fiber: fasthttp-based; the app is served through fiber's own
+// net/http adaptor so that one listener serves every framework (fiber's
+// dispatch, App.handler and App.next, runs as under App.Listen).
+
+// fiberReport answers a fiber request with its truth, read from the user
+// context where the tracer puts the span.
+func fiberReport(c *fiber.Ctx, pc uintptr) error {
+	w := &fiberWriter{c: c, h: http.Header{}}
+	report(w, c.UserContext(), c.Path(), pc)
+	return nil
+}
+
+// fiberWriter lets report write a fiber response.
+type fiberWriter struct {
+	c *fiber.Ctx
+	h http.Header
+}
+
+func (w *fiberWriter) Header() http.Header { return w.h }
+
+func (w *fiberWriter) Write(b []byte) (int, error) {
+	for k, v := range w.h {
+		for _, s := range v {
+			w.c.Set(k, s)
+		}
+	}
+	return w.c.Write(b)
+}
+
+func (w *fiberWriter) WriteHeader(code int) { w.c.Status(code) }
+
+func fiberFunc(c *fiber.Ctx) error {
+	return fiberReport(c, reflect.ValueOf(fiberFunc).Pointer())
+}
+
+func (s *store) fiberGet(c *fiber.Ctx) error {
+	s.hits.Add(1)
+	return fiberReport(c, reflect.ValueOf((*store).fiberGet).Pointer())
+}
+
+func (k catalog) fiberList(c *fiber.Ctx) error {
+	c.Set("X-Catalog", k.name)
+	return fiberReport(c, reflect.ValueOf(catalog.fiberList).Pointer())
+}
+
+func fiberGroupHandler(c *fiber.Ctx) error {
+	return fiberReport(c, reflect.ValueOf(fiberGroupHandler).Pointer())
+}
+
+// fiberRequestID runs before the tracer and keeps the ID in the request's
+// locals, as fiber's requestid middleware does: fasthttp's user values then
+// hold another string key before the user context.
+func fiberRequestID(n *atomic.Int64) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		id := strconv.FormatInt(n.Add(1), 10)
+		c.Locals("requestid", id)
+		c.Set("X-Request-ID", id)
+		return c.Next()
+	}
+}
+
+// fiberAuth puts a value in the user context, as auth middleware does.
+func fiberAuth(c *fiber.Ctx) error {
+	if c.Get("X-Deny") != "" {
+		return c.SendStatus(http.StatusForbidden)
+	}
+	c.Locals("user", "ada")
+	c.SetUserContext(context.WithValue(c.UserContext(), userKey{}, "ada"))
+	return c.Next()
+}
+
+func fiberAudit(c *fiber.Ctx) error {
+	c.Set("X-Audit", "1")
+	return c.Next()
+}
+
+func fiberRoutes(tr tracing, n *atomic.Int64) http.Handler {
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
+	app.Use(fiberRequestID(n), tr.fiber)
+	s, k := &store{}, catalog{name: "fiber"}
+	app.Get("/fiber/func", fiberFunc)
+	app.Get("/fiber/method", s.fiberGet)
+	app.Get("/fiber/value", k.fiberList)
+	app.Get("/fiber/closure", handlers.Fiber(fiberReport, "f-"))
+	g := app.Group("/fiber/group", fiberAuth)
+	g.Get("/mw", fiberAudit, fiberGroupHandler)
+	g.Get("/method", s.fiberGet)
+	return adaptor.FiberApp(app)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/julienschmidt/httprouter"
 	gintrace "gopkg.in/DataDog/dd-trace-go.v1/contrib/gin-gonic/gin"
 	chitrace "gopkg.in/DataDog/dd-trace-go.v1/contrib/go-chi/chi.v5"
+	fibertrace "gopkg.in/DataDog/dd-trace-go.v1/contrib/gofiber/fiber.v2"
 	muxtrace "gopkg.in/DataDog/dd-trace-go.v1/contrib/gorilla/mux"
 	routertrace "gopkg.in/DataDog/dd-trace-go.v1/contrib/julienschmidt/httprouter"
 	echotrace "gopkg.in/DataDog/dd-trace-go.v1/contrib/labstack/echo.v4"
@@ -39,6 +40,7 @@ func newTracing() tracing {
 			r := routertrace.New(routertrace.WithServiceName("frameworks-v1-httprouter"))
 			return r.Router, r
 		},
+		fiber: fibertrace.Middleware(fibertrace.WithServiceName("frameworks-v1-fiber")),
 	}
 }
 

@@ -1,8 +1,9 @@
 package main
 
 // The dd-trace-go v2.12 side of frameworks-v2. The module proxy here serves
-// v2's contrib modules for net/http but not for gin or echo, so gin and echo
-// get a minimal middleware that does what the v2 contrib does for them:
+// v2's contrib modules for net/http but not for gin, echo or fiber, so gin,
+// echo and fiber get a minimal middleware that does what the v2 contrib does
+// for them (for fiber: c.SetUserContext, as the v1 contrib does):
 // start the request's span with the real v2 tracer (extracting any incoming
 // trace) and put it in the request's context before calling the rest of the
 // chain. chi, gorilla/mux and httprouter are wrapped with the real v2
@@ -21,6 +22,7 @@ import (
 	"github.com/DataDog/dd-trace-go/v2/ddtrace/ext"
 	"github.com/DataDog/dd-trace-go/v2/ddtrace/tracer"
 	"github.com/gin-gonic/gin"
+	"github.com/gofiber/fiber/v2"
 	"github.com/gorilla/mux"
 	"github.com/julienschmidt/httprouter"
 	"github.com/labstack/echo/v4"
@@ -79,6 +81,31 @@ func newTracing() tracing {
 		router: func() (*httprouter.Router, http.Handler) {
 			r := httprouter.New()
 			return r, wrap(r, "frameworks-v2-httprouter")
+		},
+		fiber: func(c *fiber.Ctx) error {
+			opts := []tracer.StartSpanOption{
+				tracer.ServiceName("frameworks-v2-fiber"),
+				tracer.SpanType(ext.SpanTypeWeb),
+				tracer.Tag(ext.HTTPMethod, c.Method()),
+				tracer.Tag(ext.HTTPURL, c.Path()),
+				tracer.Measured(),
+			}
+			h := http.Header{}
+			for k, vs := range c.GetReqHeaders() {
+				for _, v := range vs {
+					h.Add(k, v)
+				}
+			}
+			if sctx, err := tracer.Extract(tracer.HTTPHeadersCarrier(h)); err == nil {
+				opts = append(opts, tracer.ChildOf(sctx))
+			}
+			span, ctx := tracer.StartSpanFromContext(c.UserContext(), "http.request", opts...)
+			defer span.Finish()
+			c.SetUserContext(ctx)
+			err := c.Next()
+			span.SetTag(ext.ResourceName, c.Method()+" "+c.Route().Path)
+			span.SetTag(ext.HTTPCode, strconv.Itoa(c.Response().StatusCode()))
+			return err
 		},
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 
 	"github.com/gin-gonic/gin"
+	"github.com/gofiber/fiber/v2"
 	"github.com/julienschmidt/httprouter"
 	"github.com/labstack/echo/v4"
 )
@@ -60,6 +61,18 @@ func Router(report Reporter, prefix string) httprouter.Handle {
 	h = func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
 		w.Header().Set("X-Count", prefix+strconv.FormatInt(n.Add(1), 10)+ps.ByName("id"))
 		report(w, r.Context(), r.URL.Path, reflect.ValueOf(h).Pointer())
+	}
+	return h
+}
+
+// Fiber returns a fiber handler closure counting its calls; report answers
+// with the truth of the handler at pc.
+func Fiber(report func(c *fiber.Ctx, pc uintptr) error, prefix string) fiber.Handler {
+	var n atomic.Int64
+	var h fiber.Handler
+	h = func(c *fiber.Ctx) error {
+		c.Set("X-Count", prefix+strconv.FormatInt(n.Add(1), 10))
+		return report(c, reflect.ValueOf(h).Pointer())
 	}
 	return h
 }
