@@ -29,7 +29,10 @@ func TestDemo(t *testing.T) {
 	}
 	bins := testbuild.BuildAll(t,
 		testbuild.Spec{Dir: root, Pkg: "./examples/shop"},
-		testbuild.Spec{Dir: filepath.Join(root, "examples", "ginshop"), Pkg: "."}) // its own module
+		// Its own module; stripped PIE -trimpath like the framework test
+		// services, whose compiled dependencies it then shares.
+		testbuild.Spec{Dir: filepath.Join(root, "examples", "ginshop"), Pkg: ".",
+			Flags: []string{"-buildmode=pie", "-trimpath", "-ldflags=-s -w"}})
 	shop, ginshop := bins[0], bins[1]
 	var out bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
