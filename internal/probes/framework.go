@@ -150,19 +150,10 @@ func netHTTP() framework {
 	}
 }
 
-// ginTracerMiddleware lists the tracing middleware of dd-trace-go's gin
-// contrib: the closure Middleware returns, which puts the request's span in
-// c.Request's context and then calls c.Next() once. (dd-trace-go v2's
-// contrib/gin-gonic/gin/v2 cannot be fetched here to check its code, so it
-// is left to the (*Context).Next probe.)
-var ginTracerMiddleware = []string{
-	"gopkg.in/DataDog/dd-trace-go.v1/contrib/gin-gonic/gin.Middleware.func1",
-}
-
 // gin reads the route's handler, the last element of c.handlers (global,
 // group and route middleware come first), with the context from
 // c.Request.ctx, at one of two places:
-//   - the tracing middleware's call of c.Next() (ginTracerMiddleware), when
+//   - the tracing middleware's call of c.Next() (dd-trace-go v1's contrib), when
 //     the binary has it and it calls (*Context).Next exactly once: one hit
 //     per request, right after the span was put in c.Request, with RAX the
 //     *gin.Context at the call;
@@ -196,7 +187,15 @@ func gin() framework {
 				return nil, err
 			}
 			r := recipeSliceLast(chain(regArg0, handlers), chain(regArg0, request, reqCtx))
-			for _, mw := range ginTracerMiddleware {
+			// The tracing middleware of dd-trace-go's gin contrib: the
+			// closure Middleware returns, which puts the request's span in
+			// c.Request's context and then calls c.Next() once. (v2's
+			// contrib/gin-gonic/gin/v2 cannot be fetched here to check its
+			// code, so it is left to the (*Context).Next probe.)
+			tracerMiddleware := []string{
+				"gopkg.in/DataDog/dd-trace-go.v1/contrib/gin-gonic/gin.Middleware.func1",
+			}
+			for _, mw := range tracerMiddleware {
 				f, ok := s.sym.Func(mw)
 				if !ok {
 					continue
