@@ -11,10 +11,12 @@ all: build
 build:
 	$(GO) build -o $(BIN) ./cmd/originagent
 
-# Build the agent and the example shop, then show the agent at work (root).
+# Build the agent and the example services (examples/ginshop is its own
+# module), then show the agent at work (root).
 demo: build
 	$(GO) build -o bin/shop ./examples/shop
-	$(BIN) demo --shop bin/shop
+	cd examples/ginshop && $(GO) build -o ../../bin/ginshop .
+	$(BIN) demo --shop bin/shop --ginshop bin/ginshop
 
 # Regenerate the BPF objects and their Go bindings with the pinned clang.
 generate:
@@ -58,7 +60,7 @@ test-short:
 # Benchmarks: the probes' overhead report (root), then the Go benchmarks of
 # the symbolizer and the proxy. Results go in the README with the machine.
 bench:
-	$(GO) test -tags bench -count=1 -run '^Test(ProbeCost|Overhead)Report$$' -v ./internal/probes
+	$(GO) test -tags bench -count=1 -run '^Test(ProbeCost|Overhead|FrameworkOverhead)Report$$' -v ./internal/probes
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/symbolize ./internal/export
 
 # A bounded soak (about 2 minutes, root): a traced service through the agent

@@ -25,15 +25,22 @@ import (
 	"github.com/originagent/originagent/internal/probes"
 )
 
-// demoRequest is one request the demo sends to the example shop.
+// demoRequest is one request the demo sends to an example service.
 type demoRequest struct {
 	method, path, body, apiKey string
 }
 
-// demoRequests exercise every handler shape of examples/shop: method
-// values, a value-receiver struct, a closure, a pointer-receiver struct
-// behind authentication middleware, and a plain function.
-var demoRequests = []demoRequest{
+// demoService is one example service the demo runs and drives.
+type demoService struct {
+	name     string // its DD_SERVICE, the table's SERVICE column
+	bin      string
+	requests []demoRequest
+}
+
+// shopRequests exercise every handler shape of examples/shop (net/http):
+// method values, a value-receiver struct, a closure, a pointer-receiver
+// struct behind authentication middleware, and a plain function.
+var shopRequests = []demoRequest{
 	{method: "GET", path: "/healthz"},
 	{method: "GET", path: "/users"},
 	{method: "GET", path: "/users/1"},
@@ -46,15 +53,28 @@ var demoRequests = []demoRequest{
 	{method: "GET", path: "/orders", apiKey: "key-ada"},
 }
 
+// ginshopRequests exercise examples/ginshop (gin): a function, method
+// values with pointer and value receivers, a closure from a constructor,
+// and routes in a group behind middleware.
+var ginshopRequests = []demoRequest{
+	{method: "GET", path: "/healthz"},
+	{method: "GET", path: "/books"},
+	{method: "GET", path: "/books/9780134190440"},
+	{method: "GET", path: "/authors/donovan"},
+	{method: "POST", path: "/admin/books", body: `{"isbn":"9780131103627","title":"The C Programming Language","author":"Kernighan"}`, apiKey: "key-ada"},
+	{method: "DELETE", path: "/admin/books/9780201633610", apiKey: "key-ada"},
+}
+
 func newDemoCmd() *cobra.Command {
-	var shop string
+	var shop, ginshop string
 	var logs logFlags
 	var rounds int
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Show originagent at work on the example shop (needs root)",
-		Long: `demo starts the agent, starts the example shop service (examples/shop, traced
-with dd-trace-go), drives a few requests, and prints which handler each route
+		Short: "Show originagent at work on the example services (needs root)",
+		Long: `demo starts the agent, starts the example services (examples/shop, net/http
+traced with dd-trace-go v2, and examples/ginshop, gin traced with dd-trace-go
+v1's gin contrib), drives a few requests, and prints which handler each route
 ran and the code origin tags its spans received. When no Datadog Agent is
 reachable, payloads go to a built-in local agent that keeps them in memory.
 Every process it starts is stopped on exit, Ctrl-C included.`,
@@ -66,10 +86,15 @@ Every process it starts is stopped on exit, Ctrl-C included.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			return runDemo(ctx, cmd.OutOrStdout(), log, shop, rounds)
+			svcs := []demoService{{name: "shop", bin: shop, requests: shopRequests}}
+			if ginshop != "" {
+				svcs = append(svcs, demoService{name: "ginshop", bin: ginshop, requests: ginshopRequests})
+			}
+			return runDemo(ctx, cmd.OutOrStdout(), log, svcs, rounds)
 		},
 	}
 	cmd.Flags().StringVar(&shop, "shop", "bin/shop", "the example shop binary (make demo builds it)")
+	cmd.Flags().StringVar(&ginshop, "ginshop", "bin/ginshop", "the example gin shop binary (make demo builds it; empty: none)")
 	cmd.Flags().IntVar(&rounds, "rounds", 3, "times to send the request set")
 	logs.register(cmd.Flags())
 	// The demo prints what matters itself; the agent's own lines would bury it.
@@ -90,12 +115,14 @@ func (l *recordLog) Put(r origin.Record) {
 	l.mu.Unlock()
 }
 
-func runDemo(ctx context.Context, out io.Writer, log *slog.Logger, shopBin string, rounds int) error {
+func runDemo(ctx context.Context, out io.Writer, log *slog.Logger, svcs []demoService, rounds int) error {
 	if err := probes.CheckPrivileges(); err != nil {
 		return fmt.Errorf("%w (run it with sudo)", err)
 	}
-	if _, err := os.Stat(shopBin); err != nil {
-		return fmt.Errorf("example shop: %w (build it with `make demo` or `go build -o bin/shop ./examples/shop`)", err)
+	for _, s := range svcs {
+		if _, err := os.Stat(s.bin); err != nil {
+			return fmt.Errorf("example service %s: %w (build it with `make demo`)", s.name, err)
+		}
 	}
 	cfg := loopbackAgentConfig()
 	cfg.localAgent = "auto"
@@ -122,49 +149,70 @@ func runDemo(ctx context.Context, out io.Writer, log *slog.Logger, shopBin strin
 	intake := "http://" + a.proxy.Addrs()[0].String()
 	fmt.Fprintf(out, "originagent: trace intake %s, upstream %s\n", intake, upstreamName(a))
 
-	shop, err := startShop(ctx, shopBin, intake)
-	if err != nil {
-		return err
-	}
-	defer shop.stop()
-	fmt.Fprintf(out, "example shop: pid %d on %s (DD_CODE_ORIGIN_FOR_SPANS_ENABLED=true)\n", shop.cmd.Process.Pid, shop.addr)
-	if err := waitFor(ctx, 5*time.Second, func() bool {
-		for _, p := range a.engine.Processes() {
-			if p.PID == shop.cmd.Process.Pid {
-				return true
+	procs := make([]*shopProc, len(svcs))
+	defer func() {
+		for _, p := range procs {
+			if p != nil {
+				p.stop()
 			}
 		}
-		return false
-	}); err != nil {
-		return fmt.Errorf("the agent did not attach to the shop: %w", err)
+	}()
+	for i, s := range svcs {
+		p, err := startShop(ctx, s.bin, s.name, intake)
+		if err != nil {
+			return err
+		}
+		procs[i] = p
+		fmt.Fprintf(out, "example %s: pid %d on %s (DD_CODE_ORIGIN_FOR_SPANS_ENABLED=true)\n", s.name, p.cmd.Process.Pid, p.addr)
 	}
-	fmt.Fprintf(out, "attached: probes on %s\n\n", strings.Join(probeNames(a, shop.cmd.Process.Pid), ", "))
+	for i, s := range svcs {
+		pid := procs[i].cmd.Process.Pid
+		if err := waitFor(ctx, 5*time.Second, func() bool {
+			for _, p := range a.engine.Processes() {
+				if p.PID == pid {
+					return true
+				}
+			}
+			return false
+		}); err != nil {
+			return fmt.Errorf("the agent did not attach to %s: %w", s.name, err)
+		}
+		fmt.Fprintf(out, "attached to %s: probes on %s\n", s.name, strings.Join(probeNames(a, pid), ", "))
+	}
+	fmt.Fprintln(out)
 
 	client := &http.Client{Timeout: 5 * time.Second}
 	sent := 0
 	for r := 0; r < rounds; r++ {
-		for _, dr := range demoRequests {
-			if err := ctx.Err(); err != nil {
-				return err
+		for i, s := range svcs {
+			for _, dr := range s.requests {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				req, err := http.NewRequestWithContext(ctx, dr.method, "http://"+procs[i].addr+dr.path, strings.NewReader(dr.body))
+				if err != nil {
+					return err
+				}
+				if dr.apiKey != "" {
+					req.Header.Set("X-API-Key", dr.apiKey)
+				}
+				if dr.body != "" {
+					req.Header.Set("Content-Type", "application/json")
+				}
+				resp, err := client.Do(req)
+				if err != nil {
+					return fmt.Errorf("%s: %s %s: %w", s.name, dr.method, dr.path, err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				sent++
 			}
-			req, err := http.NewRequestWithContext(ctx, dr.method, "http://"+shop.addr+dr.path, strings.NewReader(dr.body))
-			if err != nil {
-				return err
-			}
-			if dr.apiKey != "" {
-				req.Header.Set("X-API-Key", dr.apiKey)
-			}
-			resp, err := client.Do(req)
-			if err != nil {
-				return fmt.Errorf("%s %s: %w", dr.method, dr.path, err)
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			sent++
 		}
 	}
-	// Stopping the shop flushes its tracer through the intake.
-	shop.stop()
+	// Stopping the services flushes their tracers through the intake.
+	for _, p := range procs {
+		p.stop()
+	}
 	if a.local != nil {
 		waitFor(ctx, 10*time.Second, func() bool { return countSpans(a.local.Spans()) >= sent })
 	}
@@ -224,11 +272,11 @@ type shopProc struct {
 	done chan struct{}
 }
 
-func startShop(ctx context.Context, bin, intake string) (*shopProc, error) {
+func startShop(ctx context.Context, bin, service, intake string) (*shopProc, error) {
 	cmd := exec.Command(bin, "--addr", "127.0.0.1:0")
 	cmd.Env = append(os.Environ(),
 		"DD_TRACE_AGENT_URL="+intake,
-		"DD_SERVICE=shop",
+		"DD_SERVICE="+service,
 		"DD_ENV=demo",
 		"DD_CODE_ORIGIN_FOR_SPANS_ENABLED=true",
 		"DD_TRACE_STARTUP_LOGS=false",
@@ -263,7 +311,7 @@ func startShop(ctx context.Context, bin, intake string) (*shopProc, error) {
 	return nil, fmt.Errorf("%s did not start listening", bin)
 }
 
-// stop ends the shop: SIGTERM (it flushes its tracer), then SIGKILL.
+// stop ends the service: SIGTERM (it flushes its tracer), then SIGKILL.
 func (p *shopProc) stop() {
 	p.once.Do(func() {
 		p.cmd.Process.Signal(syscall.SIGTERM)
@@ -280,8 +328,9 @@ func (p *shopProc) stop() {
 // the route's spans carry its tags; then the tags of one trace.
 func printDemo(out io.Writer, a *agent, recs *recordLog, sent int) {
 	type row struct {
-		route, handler, loc string
-		tagged, spans       int
+		service, route string
+		handler, loc   string
+		tagged, spans  int
 	}
 	rows := map[string]*row{}
 	var spans []export.Span
@@ -292,10 +341,11 @@ func printDemo(out io.Writer, a *agent, recs *recordLog, sent int) {
 		if s.Name != "http.request" {
 			continue
 		}
-		r := rows[s.Resource]
+		k := s.Service + "\x00" + s.Resource
+		r := rows[k]
 		if r == nil {
-			r = &row{route: s.Resource}
-			rows[s.Resource] = r
+			r = &row{service: s.Service, route: s.Resource}
+			rows[k] = r
 		}
 		r.spans++
 		if s.Meta[origin.TagType] != "" {
@@ -310,10 +360,10 @@ func printDemo(out io.Writer, a *agent, recs *recordLog, sent int) {
 	}
 	sort.Strings(keys)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ROUTE\tHANDLER\tFILE:LINE\tSPANS TAGGED")
+	fmt.Fprintln(tw, "SERVICE\tROUTE\tHANDLER\tFILE:LINE\tSPANS TAGGED")
 	for _, k := range keys {
 		r := rows[k]
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\n", r.route, r.handler, shortPath(r.loc), r.tagged, r.spans)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\n", r.service, r.route, r.handler, shortPath(r.loc), r.tagged, r.spans)
 	}
 	tw.Flush()
 	recs.mu.Lock()
@@ -331,13 +381,20 @@ func printDemo(out io.Writer, a *agent, recs *recordLog, sent int) {
 		fmt.Fprintln(out, "(spans went to the Datadog Agent; see them in Trace Explorer)")
 		return
 	}
-	// One trace in full: the tags a user would see on the service entry span.
+	// One trace in full per service: the tags a user would see on its
+	// entry span.
+	shown := map[string]bool{}
 	for _, k := range keys {
+		r := rows[k]
+		if shown[r.service] {
+			continue
+		}
 		for _, s := range spans {
-			if s.Resource != k || s.Meta[origin.TagType] == "" {
+			if s.Service != r.service || s.Resource != r.route || s.Meta[origin.TagType] == "" {
 				continue
 			}
-			fmt.Fprintf(out, "\ntrace %s, span %d (%s %s):\n", s.TraceID, s.SpanID, s.Name, s.Resource)
+			shown[r.service] = true
+			fmt.Fprintf(out, "\n%s: trace %s, span %d (%s %s):\n", s.Service, s.TraceID, s.SpanID, s.Name, s.Resource)
 			var tags []string
 			for t, v := range s.Meta {
 				if strings.HasPrefix(t, "_dd.code_origin.") {
@@ -346,7 +403,7 @@ func printDemo(out io.Writer, a *agent, recs *recordLog, sent int) {
 			}
 			sort.Strings(tags)
 			fmt.Fprintln(out, strings.Join(tags, "\n"))
-			return
+			break
 		}
 	}
 }

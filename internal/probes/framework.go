@@ -150,13 +150,20 @@ func netHTTP() framework {
 	}
 }
 
-// gin probes github.com/gin-gonic/gin.(*Context).Next, which runs the
-// route's handler chain (c.handlers: global, group and route middleware,
-// then the route's handler, last). At its entry RAX is the *gin.Context: the
-// origin is the chain's last element and the context is
-// c.Request.ctx. The first Next of a request runs before any tracing
-// middleware and finds no span; each middleware that calls c.Next() hits
-// again, naming the same handler.
+// gin reads the route's handler, the last element of c.handlers (global,
+// group and route middleware come first), with the context from
+// c.Request.ctx, at one of two places:
+//   - the tracing middleware's call of c.Next() (dd-trace-go v1's contrib), when
+//     the binary has it and it calls (*Context).Next exactly once: one hit
+//     per request, right after the span was put in c.Request, with RAX the
+//     *gin.Context at the call;
+//   - otherwise the entry of github.com/gin-gonic/gin.(*Context).Next,
+//     RAX the *gin.Context: one hit per c.Next() call, gin's own first call
+//     included, which runs before any tracing middleware and finds no span;
+//     every hit under the span names the same handler.
+//
+// Only the first of these is probed: the tracing middleware runs on every
+// traced request, so the Next probe would add hits and no records.
 func gin() framework {
 	return framework{
 		name: "gin",
@@ -180,9 +187,53 @@ func gin() framework {
 				return nil, err
 			}
 			r := recipeSliceLast(chain(regArg0, handlers), chain(regArg0, request, reqCtx))
+			// The tracing middleware of dd-trace-go's gin contrib: the
+			// closure Middleware returns, which puts the request's span in
+			// c.Request's context and then calls c.Next() once. (v2's
+			// contrib/gin-gonic/gin/v2 cannot be fetched here to check its
+			// code, so it is left to the (*Context).Next probe.)
+			tracerMiddleware := []string{
+				"gopkg.in/DataDog/dd-trace-go.v1/contrib/gin-gonic/gin.Middleware.func1",
+			}
+			for _, mw := range tracerMiddleware {
+				f, ok := s.sym.Func(mw)
+				if !ok {
+					continue
+				}
+				code, err := readCode(s.exe, f.Entry, f.End)
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", mw, err)
+				}
+				calls := directCalls(code, f.Entry, entry)
+				if len(calls) != 1 {
+					continue // not the shape described above: probe Next
+				}
+				in := r
+				in.Flags = uint8(bpf.OriginRecipeFlagsRECIPE_IN_BODY)
+				return []target{{name: mw, entry: f.Entry, at: f.Entry + uint64(calls[0]), recipe: in}}, nil
+			}
 			return []target{{name: next, entry: entry, recipe: r}}, nil
 		},
 	}
+}
+
+// directCalls returns the offsets in code, which starts at file virtual
+// address base, of the direct calls (CALL rel32) of the function at
+// address fn. Decoding stops at the first bytes that do not decode.
+func directCalls(code []byte, base, fn uint64) []int {
+	var out []int
+	for off := 0; off < len(code); {
+		inst, err := x86asm.Decode(code[off:], 64)
+		if err != nil {
+			break
+		}
+		if rel, ok := inst.Args[0].(x86asm.Rel); ok && inst.Op == x86asm.CALL &&
+			base+uint64(off+inst.Len)+uint64(int64(rel)) == fn {
+			out = append(out, off)
+		}
+		off += inst.Len
+	}
+	return out
 }
 
 // echo probes the closure github.com/labstack/echo/v4.(*Echo).add.func1

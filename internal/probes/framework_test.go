@@ -67,3 +67,47 @@ func FuzzClosureCalls(f *testing.F) {
 		}
 	})
 }
+
+// TestDirectCalls runs the direct-call search on instruction sequences from
+// dd-trace-go v1.73's gin middleware (Go 1.26): CALL rel32 of
+// (*gin.Context).Next at 0x1305036, Next at 0xdd1520.
+func TestDirectCalls(t *testing.T) {
+	const next = 0xdd1520
+	for _, tc := range []struct {
+		name string
+		code string
+		base uint64
+		want []int
+	}{
+		{name: "the call", code: "e8e5c4acff", base: 0x1305036, want: []int{0}},
+		{name: "after other instructions", code: "4889c2" + "e8e5c4acff", base: 0x1305033, want: []int{3}},
+		{name: "another function", code: "e8e5c4acff", base: 0x1305000},
+		{name: "indirect call", code: "ffd3", base: 0x1305036},
+		{name: "truncated", code: "e8e5c4", base: 0x1305036},
+		{name: "garbage", code: "ffffffffffff0f0f", base: 0x1000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, err := hex.DecodeString(tc.code)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := directCalls(code, tc.base, next); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("directCalls = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// FuzzDirectCalls checks that any bytes give call offsets inside the code,
+// never a panic.
+func FuzzDirectCalls(f *testing.F) {
+	f.Add([]byte{0xe8, 0xe5, 0xc4, 0xac, 0xff}, uint64(0x1305036), uint64(0xdd1520))
+	f.Add([]byte{}, uint64(0), uint64(0))
+	f.Fuzz(func(t *testing.T, code []byte, base, fn uint64) {
+		for _, off := range directCalls(code, base, fn) {
+			if off < 0 || off >= len(code) {
+				t.Fatalf("call offset %d outside %d bytes", off, len(code))
+			}
+		}
+	})
+}

@@ -117,8 +117,12 @@ func cpuTime(t *testing.T, pid int) time.Duration {
 	return total
 }
 
-// drive sends n GET requests with c concurrent keep-alive clients.
-func drive(addr string, n, c int) (loadResult, error) {
+// drive sends n GET / requests with c concurrent keep-alive clients.
+func drive(addr string, n, c int) (loadResult, error) { return drivePath(addr, "/", n, c) }
+
+// drivePath sends n GET requests for path with c concurrent keep-alive
+// clients.
+func drivePath(addr, path string, n, c int) (loadResult, error) {
 	tr := &http.Transport{MaxIdleConnsPerHost: c}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
@@ -141,7 +145,7 @@ func drive(addr string, n, c int) (loadResult, error) {
 					return
 				}
 				t0 := time.Now()
-				resp, err := client.Get("http://" + addr + "/")
+				resp, err := client.Get("http://" + addr + path)
 				if err == nil {
 					io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
