@@ -47,18 +47,43 @@ func callGRPC(addr, kind string) ([]grpcTruth, error) {
 // of its implementation method, and the RPC only the embedded
 // Unimplemented...Server serves gets none.
 func TestRunTagsGRPCSpans(t *testing.T) {
+	upstream := checkRPCTags(t, e2eservices.GRPCV2, "grpc.server",
+		[]string{"unary", "server-stream", "client-stream", "bidi", "echo"})
+	var unimpl int
+	for _, s := range upstream.Spans() {
+		if s.Name != "grpc.server" || !strings.Contains(s.Resource, "CancelOrder") {
+			continue
+		}
+		unimpl++
+		if v, ok := s.Meta[origin.TagType]; ok {
+			t.Errorf("CancelOrder (unimplemented) span tagged %s=%q: %v", origin.TagType, v, s.Meta)
+		}
+	}
+	if unimpl != 1 {
+		t.Errorf("%d CancelOrder grpc.server spans at the Agent, want 1", unimpl)
+	}
+}
+
+// checkRPCTags runs an RPC test service (its HTTP driver makes the RPCs to
+// itself: GET /call/KIND) through the agent's intake, makes one RPC of each
+// kind and one of the unimplemented method, and checks that each kind's span
+// (named spanName) reached the decoding test Agent with the code origin of
+// the implementation method the service reported. It returns the Agent, for
+// the caller's checks of the unimplemented RPC's span.
+func checkRPCTags(t *testing.T, name e2eservices.Name, spanName string, kinds []string) *e2eservices.Agent {
+	t.Helper()
 	testutil.RequireRoot(t)
 	upstream := e2eservices.NewAgent(t)
 	a := startAgent(t, testAgentConfig(upstream.URL))
 	intake := "http://" + a.proxy.Addrs()[0].String()
 
-	bin := e2eservices.Build(t, e2eservices.GRPCV2, "-buildmode=pie", "-trimpath", "-ldflags=-s -w")
-	svc := e2eservices.Start(t, bin, "DD_TRACE_AGENT_URL="+intake, "DD_SERVICE=run-test-grpc",
+	bin := e2eservices.Build(t, name, "-buildmode=pie", "-trimpath", "-ldflags=-s -w")
+	svc := e2eservices.Start(t, bin, "DD_TRACE_AGENT_URL="+intake, "DD_SERVICE=run-test-"+string(name),
 		"DD_CODE_ORIGIN_FOR_SPANS_ENABLED=true", "DD_INSTRUMENTATION_TELEMETRY_ENABLED=false")
 	waitAttached(t, a, svc.PID)
 
 	var truths []grpcTruth
-	for _, kind := range []string{"unary", "server-stream", "client-stream", "bidi", "echo"} {
+	for _, kind := range kinds {
 		ts, err := callGRPC(svc.Addr, kind)
 		if err != nil {
 			t.Fatal(err)
@@ -84,8 +109,8 @@ func TestRunTagsGRPCSpans(t *testing.T) {
 			t.Errorf("%s: span %s never reached the Agent", tr.Function, tr.SpanID)
 			continue
 		}
-		if span.Name != "grpc.server" {
-			t.Errorf("%s: span %s is %q, want grpc.server", tr.Function, tr.SpanID, span.Name)
+		if span.Name != spanName {
+			t.Errorf("%s: span %s is %q, want %s", tr.Function, tr.SpanID, span.Name, spanName)
 		}
 		_, typ, method := sym.SplitName(tr.Function)
 		want := map[string]string{
@@ -101,17 +126,5 @@ func TestRunTagsGRPCSpans(t *testing.T) {
 			}
 		}
 	}
-	var unimpl int
-	for _, s := range upstream.Spans() {
-		if s.Name != "grpc.server" || !strings.Contains(s.Resource, "CancelOrder") {
-			continue
-		}
-		unimpl++
-		if v, ok := s.Meta[origin.TagType]; ok {
-			t.Errorf("CancelOrder (unimplemented) span tagged %s=%q: %v", origin.TagType, v, s.Meta)
-		}
-	}
-	if unimpl != 1 {
-		t.Errorf("%d CancelOrder grpc.server spans at the Agent, want 1", unimpl)
-	}
+	return upstream
 }
